@@ -1,0 +1,37 @@
+"""Heartbeat while a coroutine runs, so that Temporal sees a live activity and can cancel it.
+
+Temporal delivers an activity's cancellation only through a heartbeat response, and notices a
+dead worker only through a missed heartbeat. An LLM call or a tool may take long; rather than
+sprinkling ``activity.heartbeat()`` through them, every activity awaits its work through
+:func:`heartbeating`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import activity
+
+T = TypeVar("T")
+
+DEFAULT_INTERVAL = timedelta(seconds=2)
+
+
+async def heartbeating(work: Awaitable[T]) -> T:
+    timeout = activity.info().heartbeat_timeout
+    # Heartbeats are throttled by the SDK to 0.8 x the timeout; a third keeps us well inside it.
+    interval = (timeout / 3 if timeout else DEFAULT_INTERVAL).total_seconds()
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval)
+
+    beater = asyncio.create_task(beat())
+    try:
+        return await work
+    finally:
+        beater.cancel()

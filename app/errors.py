@@ -1,0 +1,107 @@
+"""The gateway's errors and the one handler that renders them.
+
+    ApiError                     {"error": {"code", "message", "details"}}
+    ├── RunNotFound         404  no run with that id
+    ├── InvalidState        409  the run exists but is in the wrong status for the request
+    ├── InvalidInput        422  the body is well-formed JSON but its content is not acceptable
+    └── TemporalUnavailable 503  Temporal (or a worker answering queries) cannot be reached
+
+Request-validation errors (422), unknown routes (404/405) and anything unexpected (500, with no
+stack trace) are rendered in the same shape. Temporal's RPC errors are translated in
+:func:`translate_rpc_error`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class RunNotFound(ApiError):
+    status_code = 404
+    code = "run_not_found"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}", {"run_id": run_id})
+
+
+class InvalidState(ApiError):
+    status_code = 409
+    code = "invalid_state"
+
+
+class InvalidInput(ApiError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class TemporalUnavailable(ApiError):
+    status_code = 503
+    code = "temporal_unavailable"
+
+
+def translate_rpc_error(exc: RPCError, run_id: str | None = None) -> ApiError:
+    if exc.status is RPCStatusCode.NOT_FOUND and run_id is not None:
+        return RunNotFound(run_id)
+    if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:
+        return TemporalUnavailable(
+            "Temporal did not answer in time; is a worker running on the task queue?",
+            {"reason": exc.message},
+        )
+    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED):
+        return TemporalUnavailable("Temporal is unreachable", {"reason": exc.message})
+    logger.warning("unexpected Temporal error %s: %s", exc.status, exc.message)
+    return ApiError("Temporal rejected the request", {"reason": exc.message})
+
+
+def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(_body(exc.code, exc.message, exc.details), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {
+                "path": ".".join(str(p) for p in err.get("loc", ())),
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{d['path']}: {d['message']}" for d in details)
+        return JSONResponse(_body("invalid_request", f"invalid request: {summary}", details), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            _body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return JSONResponse(_body("internal_error", "internal error; see the gateway log"), 500)

@@ -1,0 +1,25 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from temporalio.service import RPCError
+
+from app.deps import TemporalClient
+from app.errors import TemporalUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The gateway process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Temporal is reachable (503 otherwise)")
+async def readyz(client: TemporalClient) -> dict[str, str]:
+    try:
+        await client.service_client.check_health()
+    except (RPCError, RuntimeError) as exc:
+        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
+    return {"status": "ready"}

@@ -1,0 +1,124 @@
+"""HTTP request and response models of the gateway (not the workflows' own models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.state import AgentState, NodeStatus, RunStatus, Stage
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "What is 17 * 23?"}]},
+    )
+
+    query: str = Field(min_length=1, description="What the agent should answer or do.")
+
+
+class RunCreated(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"run_id": "run-4f1c…", "status": "pending"}]}
+    )
+
+    run_id: str = Field(description="The run's id; also its Temporal workflow id.")
+    status: RunStatus
+
+
+class InputBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "The budget is 2,000 euros."}]},
+    )
+
+    text: str = Field(min_length=1, description="The answer to the run's question.")
+
+
+class ControlAccepted(BaseModel):
+    run_id: str
+    status: RunStatus | str = Field(
+        description="The run's status after the request, or `cancelling` while it winds down."
+    )
+
+
+class NodeView(BaseModel):
+    id: str
+    name: str
+    status: NodeStatus
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+
+
+class UsageView(BaseModel):
+    tokens_in: int
+    tokens_out: int
+
+
+class ToolCallView(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    result: str
+
+
+class EventView(BaseModel):
+    at: datetime
+    kind: str
+    message: str
+
+
+class RunView(BaseModel):
+    run_id: str
+    kind: str
+    query: str
+    status: RunStatus
+    stage: Stage
+    intent: str | None
+    question: str | None
+    answer: str | None
+    errors: list[str]
+    nodes: list[NodeView]
+    tool_calls: list[ToolCallView]
+    plan: list[str]
+    reflection_score: float | None
+    usage: UsageView
+    events: list[EventView]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_state(cls, state: AgentState) -> RunView:
+        return cls(
+            run_id=state.run_id,
+            kind=state.kind,
+            query=state.query,
+            status=state.status,
+            stage=state.stage,
+            intent=state.intent,
+            question=state.question,
+            answer=state.answer,
+            errors=state.errors,
+            nodes=[NodeView.model_validate(n.model_dump()) for n in state.nodes],
+            tool_calls=[ToolCallView.model_validate(t.model_dump()) for t in state.tool_history],
+            plan=state.plan,
+            reflection_score=state.reflection.score if state.reflection else None,
+            usage=UsageView.model_validate(state.usage.model_dump()),
+            events=[EventView.model_validate(e.model_dump()) for e in state.events],
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+        )
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,60 @@
+"""Every setting of durable-agent, in one place.
+
+Values come from environment variables prefixed ``DURABLE_AGENT_`` (or a ``.env`` file), e.g.
+``DURABLE_AGENT_TEMPORAL_ADDRESS=temporal.example.com:7233``. Nothing else in the project reads
+the environment; workflows never read settings at all (their knobs travel in the run's input).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DURABLE_AGENT_", env_file=".env", extra="ignore")
+
+    # Where Temporal is. The same worker and gateway run against the embedded dev server, a
+    # self-hosted cluster or Temporal Cloud.
+    temporal_address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "durable-agent"
+    temporal_api_key: str | None = Field(default=None, repr=False)
+    temporal_tls: bool = False
+
+    # The embedded dev server started by `make up`.
+    dev_server_ui_port: int = 8233
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    # Gateway.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    # How long the gateway waits for a worker to answer a query before it gives up (503).
+    query_timeout_s: float = 10.0
+
+    # Agent runs: defaults copied into each run's input (so a run keeps the values it started with).
+    input_timeout_s: float = 7 * 24 * 3600
+    max_input_chars: int = 8000
+    max_query_chars: int = 8000
+    max_context_rounds: int = 3
+    reflection_threshold: float = 0.7
+    max_reflection_retries: int = 1
+    history_threshold: int = 10_000
+
+    # LLM and tools.
+    llm: str = "offline"
+    knowledge_dir: Path = PROJECT_ROOT / "activities" / "knowledge"
+
+    # Worker.
+    max_cached_workflows: int = 1000
+    max_concurrent_activities: int = 100
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,72 @@
+"""Connecting to Temporal, shared by the worker, the gateway and the tools.
+
+Both sides use the pydantic data converter, so workflow inputs, outputs and query results are
+pydantic models on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from config import Settings
+
+logger = logging.getLogger(__name__)
+
+# The search attributes the workflows keep current (all Keyword), for filtering in the Web UI,
+# the CLI (`temporal workflow list --query 'RunStatus="waiting_for_input"'`) and the gateway.
+SEARCH_ATTRIBUTES = ("RunStatus", "RunStage", "RunKind")
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.namespace,
+        api_key=settings.temporal_api_key,
+        tls=settings.temporal_tls or bool(settings.temporal_api_key),
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register the search attributes that are missing (idempotent); return the ones added.
+
+    On a cluster where this identity may not manage the namespace (Temporal Cloud), the failure
+    is logged and the worker carries on: the attributes must then be created by an admin.
+    """
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        known = set(existing.custom_attributes) | set(existing.system_attributes)
+        missing = [name for name in SEARCH_ATTRIBUTES if name not in known]
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=namespace,
+                    search_attributes=dict.fromkeys(
+                        missing, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    ),
+                )
+            )
+            logger.info("registered search attributes %s", ", ".join(missing))
+        return missing
+    except RPCError as exc:
+        if "already exists" in exc.message:
+            return []
+        logger.warning(
+            "could not register search attributes %s (%s); create them as Keyword attributes "
+            "before filtering runs by them",
+            ", ".join(SEARCH_ATTRIBUTES),
+            exc.message,
+        )
+        return []

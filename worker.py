@@ -1,0 +1,83 @@
+"""The worker: runs the workflows and activities of durable-agent on one task queue.
+
+    python worker.py          # settings from DURABLE_AGENT_* env vars (see config.py)
+
+Scale out by starting more of these on the same task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.base import agent_activities
+from activities.llm import LLMProvider, OfflineProvider
+from activities.tools.registry import ToolRegistry, default_registry
+from config import Settings, get_settings
+from temporal_client import connect, ensure_search_attributes
+from workflows.agent import AgentWorkflow
+
+logger = logging.getLogger("durable_agent.worker")
+
+WORKFLOWS = [AgentWorkflow]
+
+
+def build_provider(settings: Settings) -> LLMProvider:
+    providers = {"offline": OfflineProvider}
+    try:
+        return providers[settings.llm]()
+    except KeyError:
+        raise SystemExit(
+            f"DURABLE_AGENT_LLM={settings.llm!r} is not a known provider; "
+            f"choose one of: {', '.join(providers)}"
+        ) from None
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    provider: LLMProvider | None = None,
+    tools: ToolRegistry | None = None,
+    task_queue: str | None = None,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=agent_activities(
+            provider or build_provider(settings), tools or default_registry(settings.knowledge_dir)
+        ),
+        max_cached_workflows=settings.max_cached_workflows,
+        max_concurrent_activities=settings.max_concurrent_activities,
+    )
+
+
+async def main() -> None:
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.namespace)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logger.info(
+        "worker polling task queue %r on %s (namespace %s, llm %s)",
+        settings.task_queue,
+        settings.temporal_address,
+        settings.namespace,
+        settings.llm,
+    )
+    async with worker:
+        await stop.wait()
+        logger.info("worker shutting down")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,445 @@
+"""AgentWorkflow: the four-stage agent pipeline as one deterministic Temporal workflow.
+
+intent -> context (tool rounds; may wait for the user) -> execute (plan, steps) -> reflect
+(re-execute with the critique while below threshold) -> done. Each stage, tool call and plan step
+is an activity. Control is Temporal-native: the `submit_input` update and `provide_input` signal
+resume a waiting run, `pause`/`resume` signals hold it before its next activity, `get_state`
+queries it, and Temporal cancellation cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.context import ContextActivities
+    from activities.executor import ExecutorActivities
+    from activities.intent import IntentActivities
+    from activities.models import (
+        ContextInput,
+        Intent,
+        IntentInput,
+        PlanInput,
+        ReflectInput,
+        StepInput,
+        Sufficiency,
+        ToolCall,
+        ToolCallInput,
+    )
+    from activities.reflection import ReflectionActivities
+    from workflows import timeouts
+    from workflows.state import (
+        TERMINAL_STATUSES,
+        AgentInput,
+        AgentState,
+        InputAccepted,
+        NodeState,
+        NodeStatus,
+        Reflection,
+        RunEvent,
+        RunStatus,
+        Stage,
+        ToolRecord,
+        UserInput,
+        check_node_transition,
+        check_run_transition,
+        check_stage_transition,
+    )
+
+RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
+RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
+RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
+
+# The event log travels in the state (and through continue-as-new); keep its tail only.
+MAX_EVENTS = 500
+# Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
+MAX_CONTEXT_CHARS = 4000
+
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+class RunFailure(Exception):
+    """The run cannot go on; its message is what users read in `errors`."""
+
+
+@workflow.defn
+class AgentWorkflow:
+    @workflow.init
+    def __init__(self, inp: AgentInput) -> None:
+        now = workflow.now()
+        self._inp = inp
+        if inp.state is not None:
+            self._state = inp.state
+            self._state.continued_as_new += 1
+        else:
+            self._state = AgentState(
+                run_id=workflow.info().workflow_id, query=inp.query, created_at=now, updated_at=now
+            )
+        self._activities_this_run = 0
+
+    # ---- queries, updates, signals -------------------------------------------------------
+
+    @workflow.query
+    def get_state(self) -> AgentState:
+        return self._state
+
+    @workflow.update
+    def submit_input(self, payload: UserInput) -> InputAccepted:
+        self._accept_input(payload.text)
+        return InputAccepted(status=self._state.status)
+
+    @submit_input.validator
+    def _validate_input(self, payload: UserInput) -> None:
+        # Raising here rejects the update before anything is written to history.
+        problem = self._input_problem(payload.text)
+        if problem is not None:
+            raise ApplicationError(problem[1], type=problem[0])
+
+    @workflow.signal
+    def provide_input(self, payload: Any) -> None:
+        # Operators type this payload by hand (`temporal workflow signal`); a malformed one must
+        # never break the run, so it is validated here, logged and dropped.
+        try:
+            text = UserInput.model_validate(payload).text
+        except ValidationError as exc:
+            workflow.logger.warning("ignored provide_input with a malformed payload: %s", exc)
+            return
+        problem = self._input_problem(text)
+        if problem is not None:
+            workflow.logger.warning("ignored provide_input: %s", problem[1])
+            return
+        self._accept_input(text)
+
+    @workflow.signal
+    def pause(self) -> None:
+        if self._state.status in TERMINAL_STATUSES or self._state.paused:
+            return
+        self._state.paused = True
+        self._log_event("control", "pause requested; the run holds before its next activity")
+
+    @workflow.signal
+    def resume(self) -> None:
+        if not self._state.paused:
+            return
+        self._state.paused = False
+        self._log_event("control", "resume requested")
+
+    def _input_problem(self, text: str) -> tuple[str, str] | None:
+        status = self._state.status
+        if status is not RunStatus.WAITING_FOR_INPUT:
+            return "InvalidState", f"the run is {status.value}, not waiting for input"
+        if not text.strip():
+            return "InvalidInput", "text must not be empty"
+        if len(text) > self._inp.max_input_chars:
+            return "InvalidInput", f"text is longer than {self._inp.max_input_chars} characters"
+        return None
+
+    def _accept_input(self, text: str) -> None:
+        text = text.strip()
+        self._state.user_inputs.append(text)
+        self._state.contexts.append("User: " + text[:MAX_CONTEXT_CHARS])
+        self._state.question = None
+        # The run counts as resumed the moment input lands, so a second input is rejected.
+        self._update_status(run=RunStatus.RUNNING, message="input received")
+
+    # ---- the one place where statuses change ----------------------------------------------
+
+    def _update_status(
+        self,
+        *,
+        run: RunStatus | None = None,
+        stage: Stage | None = None,
+        node: NodeState | None = None,
+        node_status: NodeStatus | None = None,
+        error: str | None = None,
+        message: str = "",
+    ) -> None:
+        """Change the run status, the stage or a node's status: check the transition, stamp
+        the time, log the event, keep the search attributes current."""
+        now = workflow.now()
+        state = self._state
+        attributes = []
+        if run is not None:
+            check_run_transition(state.status, run)
+            state.status = run
+            attributes.append(RUN_STATUS.value_set(run.value))
+            self._log_event("status", f"{run.value}{': ' + message if message else ''}")
+        if stage is not None:
+            check_stage_transition(state.stage, stage)
+            state.stage = stage
+            attributes.append(RUN_STAGE.value_set(stage.value))
+            self._log_event("stage", stage.value)
+        if node is not None and node_status is not None:
+            check_node_transition(node.status, node_status)
+            node.status = node_status
+            if node_status is NodeStatus.EXECUTING:
+                node.started_at = now
+            elif node_status in (NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.CANCELLED):
+                node.ended_at = now
+            if error is not None:
+                node.error = error
+            self._log_event("node", f"{node.id} {node_status.value}{': ' + error if error else ''}")
+        state.updated_at = now
+        if attributes:
+            workflow.upsert_search_attributes(attributes)
+
+    def _log_event(self, kind: str, message: str) -> None:
+        self._state.events.append(RunEvent(at=workflow.now(), kind=kind, message=message))
+        del self._state.events[:-MAX_EVENTS]
+        workflow.logger.info("run %s %s: %s", self._state.run_id, kind, message)
+
+    # ---- the run -------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: AgentInput) -> AgentState:
+        if self._state.status is RunStatus.PENDING:
+            workflow.upsert_search_attributes([RUN_KIND.value_set(self._state.kind)])
+            self._update_status(run=RunStatus.RUNNING, stage=None, message="started")
+        try:
+            while self._state.stage is not Stage.DONE:
+                if self._should_continue_as_new():
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    workflow.continue_as_new(inp.model_copy(update={"state": self._state}))
+                await self._run_stage(self._state.stage)
+        except asyncio.CancelledError:
+            self._cancel_open_nodes()
+            self._update_status(run=RunStatus.CANCELLED, message="cancelled")
+            raise
+        except RunFailure as exc:
+            self._state.errors.append(str(exc))
+            self._update_status(run=RunStatus.FAILED, message=str(exc))
+            raise ApplicationError(str(exc), type="RunFailed", non_retryable=True) from None
+        self._update_status(run=RunStatus.COMPLETED, message="answered")
+        return self._state
+
+    def _should_continue_as_new(self) -> bool:
+        if self._activities_this_run == 0:
+            return False  # never hand over a run that has not moved
+        info = workflow.info()
+        return (
+            info.get_current_history_length() > self._inp.history_threshold
+            or info.is_continue_as_new_suggested()
+        )
+
+    async def _run_stage(self, stage: Stage) -> None:
+        if stage is Stage.INTENT:
+            await self._intent()
+        elif stage is Stage.CONTEXT:
+            await self._context()
+        elif stage is Stage.EXECUTE:
+            await self._execute()
+        elif stage is Stage.REFLECT:
+            await self._reflect()
+
+    async def _intent(self) -> None:
+        out = await self._activity(
+            "intent",
+            IntentActivities.analyze_intent,
+            IntentInput(query=self._state.query),
+        )
+        self._state.intent = out.intent.value
+        if out.intent is Intent.SIMPLE_CHAT:
+            self._state.answer = out.answer
+            self._update_status(stage=Stage.DONE)
+        else:
+            self._update_status(stage=Stage.CONTEXT)
+
+    async def _context(self) -> None:
+        state = self._state
+        while True:
+            if state.context_rounds >= self._inp.max_context_rounds:
+                if state.contexts:
+                    break  # what we have is the best we will get: PARTIAL
+                await self._wait_for_input(
+                    "I could not gather enough context to answer. What should I use?"
+                )
+                continue
+            state.context_rounds += 1
+            out = await self._activity(
+                f"context-round-{state.context_rounds}",
+                ContextActivities.assess_context,
+                ContextInput(
+                    query=state.query,
+                    intent=Intent(state.intent or Intent.QUESTION.value),
+                    contexts=state.contexts,
+                    user_inputs=state.user_inputs,
+                    tool_history=state.tool_history,
+                    round=state.context_rounds,
+                ),
+            )
+            if out.tool_calls:
+                await asyncio.gather(*(self._tool_call(call) for call in out.tool_calls))
+                continue
+            if out.sufficiency is Sufficiency.INSUFFICIENT:
+                await self._wait_for_input(out.question or "Could you tell me more?")
+                continue
+            break
+        self._update_status(stage=Stage.EXECUTE)
+
+    async def _tool_call(self, call: ToolCall) -> None:
+        try:
+            out = await self._activity(
+                f"tool-{call.name}",
+                ContextActivities.run_tool,
+                ToolCallInput(name=call.name, arguments=call.arguments),
+                options=timeouts.TOOL_CALL,
+            )
+        except RunFailure as exc:
+            # A tool that fails for good is reported to the next context round, not fatal.
+            self._state.tool_history.append(
+                ToolRecord(name=call.name, arguments=call.arguments, ok=False, result=str(exc))
+            )
+            self._state.errors.append(f"tool {call.name}: {exc}")
+            return
+        result = out.result[:MAX_CONTEXT_CHARS]
+        self._state.tool_history.append(
+            ToolRecord(name=call.name, arguments=call.arguments, ok=True, result=result)
+        )
+        if not out.empty:
+            self._state.contexts.append(result)
+
+    async def _wait_for_input(self, question: str) -> None:
+        self._state.question = question
+        self._update_status(run=RunStatus.WAITING_FOR_INPUT, message=question)
+        timeout = timedelta(seconds=self._inp.input_timeout_s)
+        try:
+            await workflow.wait_condition(
+                lambda: self._state.status is not RunStatus.WAITING_FOR_INPUT, timeout=timeout
+            )
+        except TimeoutError:
+            raise RunFailure(
+                f"no input arrived within {_describe(timeout)}; the run stopped waiting"
+            ) from None
+        self._state.context_rounds = 0  # new information earns a fresh set of rounds
+
+    async def _execute(self) -> None:
+        state = self._state
+        intent = Intent(state.intent or Intent.QUESTION.value)
+        plan = await self._activity(
+            "plan",
+            ExecutorActivities.make_plan,
+            PlanInput(
+                query=state.query, intent=intent, contexts=state.contexts, critique=state.critique
+            ),
+        )
+        state.plan = plan.steps
+        state.step_results = []
+        for index, step in enumerate(plan.steps):
+            out = await self._activity(
+                f"step-{index + 1}",
+                ExecutorActivities.run_step,
+                StepInput(
+                    query=state.query,
+                    intent=intent,
+                    step=step,
+                    index=index,
+                    total=len(plan.steps),
+                    contexts=state.contexts,
+                    previous_results=state.step_results,
+                    critique=state.critique,
+                ),
+            )
+            state.step_results.append(out.result[:MAX_CONTEXT_CHARS])
+        state.answer = state.step_results[-1] if state.step_results else None
+        self._update_status(stage=Stage.REFLECT)
+
+    async def _reflect(self) -> None:
+        state = self._state
+        out = await self._activity(
+            "reflect",
+            ReflectionActivities.reflect,
+            ReflectInput(
+                query=state.query,
+                intent=Intent(state.intent or Intent.QUESTION.value),
+                answer=state.answer or "",
+                contexts=state.contexts,
+                attempt=state.reflection_retries + 1,
+            ),
+        )
+        state.reflection = Reflection(score=out.score, critique=out.critique)
+        retry = (
+            out.score < self._inp.reflection_threshold
+            and state.reflection_retries < self._inp.max_reflection_retries
+        )
+        if retry:
+            state.reflection_retries += 1
+            state.critique = out.critique
+            self._update_status(stage=Stage.EXECUTE)
+        else:
+            self._update_status(stage=Stage.DONE)
+
+    # ---- running one activity as one node ----------------------------------------------
+
+    async def _activity(
+        self,
+        name: str,
+        method: Callable[[Any, Any], Awaitable[OutT]],
+        arg: BaseModel,
+        options: timeouts.ActivityOptions = timeouts.LLM_STAGE,
+    ) -> OutT:
+        await self._hold_if_paused()
+        now = workflow.now()
+        node = NodeState(id=f"{len(self._state.nodes) + 1}-{name}", name=name, created_at=now)
+        self._state.nodes.append(node)
+        self._update_status(node=node, node_status=NodeStatus.EXECUTING)
+        self._activities_this_run += 1
+        try:
+            out = await workflow.execute_activity_method(
+                method,
+                arg,
+                start_to_close_timeout=options.start_to_close,
+                heartbeat_timeout=options.heartbeat,
+                retry_policy=options.retry,
+                # Wait for the activity to acknowledge, so a cancelled run leaves nothing running.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=name,
+            )
+        except ActivityError as exc:
+            message = _cause_message(exc)
+            self._update_status(node=node, node_status=NodeStatus.FAILED, error=message)
+            raise RunFailure(f"{name} failed: {message}") from None
+        except asyncio.CancelledError:
+            self._update_status(node=node, node_status=NodeStatus.CANCELLED)
+            raise
+        usage = getattr(out, "usage", None)
+        if usage is not None:
+            self._state.usage.add(usage)
+        self._update_status(node=node, node_status=NodeStatus.COMPLETED)
+        return out
+
+    async def _hold_if_paused(self) -> None:
+        if not self._state.paused:
+            return
+        if self._state.status is not RunStatus.PAUSED:
+            self._update_status(run=RunStatus.PAUSED, message="held before the next activity")
+        await workflow.wait_condition(lambda: not self._state.paused)
+        self._update_status(run=RunStatus.RUNNING, message="resumed")
+
+    def _cancel_open_nodes(self) -> None:
+        for node in self._state.nodes:
+            if node.status in (NodeStatus.CREATED, NodeStatus.EXECUTING):
+                self._update_status(node=node, node_status=NodeStatus.CANCELLED)
+
+
+def _cause_message(exc: ActivityError) -> str:
+    cause: BaseException | None = exc.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(cause or exc)
+
+
+def _describe(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"

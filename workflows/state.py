@@ -1,0 +1,212 @@
+"""The one vocabulary of run states (DESIGN.md §3), the transition tables, and the run's state.
+
+Everything here is plain data and pure functions, safe to import into workflow code. An illegal
+transition raises :class:`IllegalTransition`: it is a bug, and the tests are meant to catch it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING_FOR_INPUT = "waiting_for_input"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Stage(StrEnum):
+    INTENT = "intent"
+    CONTEXT = "context"
+    EXECUTE = "execute"
+    REFLECT = "reflect"
+    DONE = "done"
+
+
+class NodeStatus(StrEnum):
+    CREATED = "created"
+    INITIALIZING = "initializing"
+    INITIALIZED = "initialized"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+# Reference 003's table, with RESUMED folded into PAUSED -> RUNNING (it is an event, not a state).
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset(
+        {RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.WAITING_FOR_INPUT,
+            RunStatus.PAUSED,
+            RunStatus.COMPLETED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        }
+    ),
+    RunStatus.WAITING_FOR_INPUT: frozenset(
+        {RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+STAGE_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
+    Stage.INTENT: frozenset({Stage.CONTEXT, Stage.DONE}),  # simple chat short-circuits to DONE
+    Stage.CONTEXT: frozenset({Stage.EXECUTE}),
+    Stage.EXECUTE: frozenset({Stage.REFLECT}),
+    Stage.REFLECT: frozenset({Stage.EXECUTE, Stage.DONE}),  # EXECUTE again = reflection retry
+    Stage.DONE: frozenset(),
+}
+
+# Reference 000's lifecycle plus SKIPPED/CANCELLED. An activity node may go straight from CREATED
+# to EXECUTING: Temporal schedules it in one command, there is no separate initialisation.
+NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
+    NodeStatus.CREATED: frozenset(
+        {NodeStatus.INITIALIZING, NodeStatus.EXECUTING, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+    ),
+    NodeStatus.INITIALIZING: frozenset(
+        {NodeStatus.INITIALIZED, NodeStatus.FAILED, NodeStatus.CANCELLED}
+    ),
+    NodeStatus.INITIALIZED: frozenset(
+        {NodeStatus.EXECUTING, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+    ),
+    NodeStatus.EXECUTING: frozenset(
+        {NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.CANCELLED}
+    ),
+    NodeStatus.COMPLETED: frozenset(),
+    NodeStatus.FAILED: frozenset(),
+    NodeStatus.SKIPPED: frozenset(),
+    NodeStatus.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A status change the transition tables do not allow (a bug in the caller)."""
+
+
+def check_run_transition(old: RunStatus, new: RunStatus) -> None:
+    if new not in RUN_TRANSITIONS[old]:
+        raise IllegalTransition(f"run status {old.value} -> {new.value} is not allowed")
+
+
+def check_stage_transition(old: Stage, new: Stage) -> None:
+    if new not in STAGE_TRANSITIONS[old]:
+        raise IllegalTransition(f"stage {old.value} -> {new.value} is not allowed")
+
+
+def check_node_transition(old: NodeStatus, new: NodeStatus) -> None:
+    if new not in NODE_TRANSITIONS[old]:
+        raise IllegalTransition(f"node status {old.value} -> {new.value} is not allowed")
+
+
+class Usage(BaseModel):
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+
+
+class NodeState(BaseModel):
+    """One activity of the run (a stage, a tool call, a plan step) as users see it."""
+
+    id: str
+    name: str
+    status: NodeStatus = NodeStatus.CREATED
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+
+
+class RunEvent(BaseModel):
+    """One line of the run's event log: a status, stage or node change."""
+
+    at: datetime
+    kind: str
+    message: str
+
+
+class ToolRecord(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    result: str
+
+
+class Reflection(BaseModel):
+    score: float
+    critique: str
+
+
+class AgentState(BaseModel):
+    """The whole state of an agent run: what `get_state` returns and continue-as-new carries."""
+
+    run_id: str
+    kind: str = "agent"
+    query: str
+    status: RunStatus = RunStatus.PENDING
+    stage: Stage = Stage.INTENT
+    intent: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    contexts: list[str] = Field(default_factory=list)
+    user_inputs: list[str] = Field(default_factory=list)
+    tool_history: list[ToolRecord] = Field(default_factory=list)
+    context_rounds: int = 0
+    plan: list[str] = Field(default_factory=list)
+    step_results: list[str] = Field(default_factory=list)
+    reflection: Reflection | None = None
+    critique: str | None = None
+    reflection_retries: int = 0
+    errors: list[str] = Field(default_factory=list)
+    nodes: list[NodeState] = Field(default_factory=list)
+    events: list[RunEvent] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    paused: bool = False
+    continued_as_new: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentInput(BaseModel):
+    """The input of an AgentWorkflow. Limits travel here because workflows never read settings."""
+
+    query: str
+    input_timeout_s: float = 7 * 24 * 3600
+    max_input_chars: int = 8000
+    max_context_rounds: int = 3
+    reflection_threshold: float = 0.7
+    max_reflection_retries: int = 1
+    history_threshold: int = 10_000
+    # Set only by continue-as-new: the state the next run resumes from.
+    state: AgentState | None = None
+
+
+class UserInput(BaseModel):
+    """Payload of the `submit_input` update and the `provide_input` signal."""
+
+    text: str
+
+
+class InputAccepted(BaseModel):
+    accepted: bool = True
+    status: RunStatus
