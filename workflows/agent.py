@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.context import ContextActivities
@@ -403,6 +403,10 @@ class AgentWorkflow:
                 summary=name,
             )
         except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError):
+                # The run was cancelled and the activity acknowledged it (we waited for that).
+                self._update_status(node=node, node_status=NodeStatus.CANCELLED)
+                raise asyncio.CancelledError() from None
             message = _cause_message(exc)
             self._update_status(node=node, node_status=NodeStatus.FAILED, error=message)
             raise RunFailure(f"{name} failed: {message}") from None
