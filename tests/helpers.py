@@ -14,12 +14,12 @@ async def eventually(
     probe: Callable[[], Awaitable[T]],
     predicate: Callable[[T], bool] = bool,
     *,
-    timeout: float = 20.0,
+    deadline_s: float = 20.0,
     interval: float = 0.1,
     what: str = "condition",
 ) -> T:
     """Call `probe` until `predicate(result)` holds; fail with the last result at the deadline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + deadline_s
     last: T | None = None
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -30,4 +30,4 @@ async def eventually(
         except Exception as exc:  # the thing we wait for may not exist yet
             last_error = exc
         await asyncio.sleep(interval)
-    raise AssertionError(f"{what} not reached in {timeout}s; last={last!r} error={last_error!r}")
+    raise AssertionError(f"{what} not reached in {deadline_s}s; last={last!r} error={last_error!r}")

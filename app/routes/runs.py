@@ -165,6 +165,7 @@ async def resume_run(
 async def cancel_run(
     run_id: RunId, client: TemporalClient, settings: AppSettings
 ) -> ControlAccepted:
+    _require_active(await _query_state(client, run_id, settings), "cancelled")
     handle = client.get_workflow_handle(run_id)
     try:
         await handle.cancel(rpc_timeout=timedelta(seconds=settings.query_timeout_s))

@@ -37,12 +37,12 @@ async def state_of(handle: WorkflowHandle[Any, Any]) -> AgentState:
 
 
 async def wait_for_status(
-    handle: WorkflowHandle[Any, Any], status: RunStatus, timeout: float = 20
+    handle: WorkflowHandle[Any, Any], status: RunStatus, deadline_s: float = 20
 ) -> AgentState:
     return await eventually(
         lambda: state_of(handle),
         lambda s: s.status is status,
-        timeout=timeout,
+        deadline_s=deadline_s,
         what=f"status {status.value}",
     )
 
