@@ -1,0 +1,180 @@
+"""Re-record the histories in tests/histories/ (after a deliberate change to a workflow).
+
+    make record-histories
+
+Starts its own dev server and worker, runs each scenario to its end and stores the history of
+every run. Commit the new files together with the workflow change (and a `workflow.patched`
+guard if runs started on the old code must still finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+
+from activities.llm import OfflineProvider
+from activities.models import PlanInput, PlanOutput
+from config import Settings
+from devstack.processes import dev_server_command, free_port, port_open, start, stop, wait_until
+from temporal_client import connect, ensure_search_attributes
+from worker import build_worker
+from workflows.agent import AgentWorkflow
+from workflows.state import AgentInput, AgentState, RunStatus, UserInput
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+class _BrokenPlanner(OfflineProvider):
+    async def plan(self, req: PlanInput) -> PlanOutput:
+        raise ApplicationError(
+            "planner is misconfigured", type="ConfigurationError", non_retryable=True
+        )
+
+
+async def _start(
+    client: Client, tq: str, query: str, signal: str | None = None, **limits: Any
+) -> WorkflowHandle[Any, AgentState]:
+    return await client.start_workflow(
+        AgentWorkflow.run,
+        AgentInput(query=query, **limits),
+        id=f"replay-{uuid.uuid4().hex}",
+        task_queue=tq,
+        start_signal=signal,
+    )
+
+
+async def _until(handle: WorkflowHandle[Any, Any], status: RunStatus) -> None:
+    for _ in range(300):
+        state: AgentState = await handle.query(AgentWorkflow.get_state)
+        if state.status is status:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{handle.id} never reached {status.value}")
+
+
+async def _finish(handle: WorkflowHandle[Any, Any]) -> None:
+    try:
+        await handle.result()
+    except Exception:  # failed and cancelled runs are scenarios too
+        pass
+
+
+async def chat(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    return await _start(c, tq, "hello")
+
+
+async def calculator(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    return await _start(c, tq, "What is 17 * 23?")
+
+
+async def search_docs(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    return await _start(c, tq, "How does a run survive a worker crash?")
+
+
+async def reflection_retry(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    return await _start(c, tq, "Explain in detail how a run survives a worker crash")
+
+
+async def input_by_update(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    h = await _start(c, tq, "Plan my trip to Lisbon")
+    await _until(h, RunStatus.WAITING_FOR_INPUT)
+    await h.execute_update(AgentWorkflow.submit_input, UserInput(text="Three days in May"))
+    return h
+
+
+async def input_by_signal_after_malformed(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    h = await _start(c, tq, "Plan my trip to Lisbon")
+    await _until(h, RunStatus.WAITING_FOR_INPUT)
+    for payload in ({"wrong": 1}, {"text": ""}, 42):
+        await h.signal("provide_input", payload)
+    await h.signal("provide_input", {"text": "A weekend"})
+    return h
+
+
+async def pause_resume(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    h = await _start(c, tq, "What is 6 * 7?", signal="pause")
+    await _until(h, RunStatus.PAUSED)
+    await h.signal(AgentWorkflow.resume)
+    return h
+
+
+async def cancel_waiting(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    h = await _start(c, tq, "What is 1 / 0?")
+    await _until(h, RunStatus.WAITING_FOR_INPUT)
+    await h.cancel()
+    return h
+
+
+async def input_timeout(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    return await _start(c, tq, "Plan my trip to Lisbon", input_timeout_s=1)
+
+
+async def continue_as_new(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    return await _start(c, tq, "What is 17 * 23?", history_threshold=1)
+
+
+SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
+    f.__name__: f
+    for f in (
+        chat,
+        calculator,
+        search_docs,
+        reflection_retry,
+        input_by_update,
+        input_by_signal_after_malformed,
+        pause_resume,
+        cancel_waiting,
+        input_timeout,
+        continue_as_new,
+    )
+}
+
+
+async def record(address: str) -> None:
+    settings = Settings(temporal_address=address, task_queue=f"record-{uuid.uuid4().hex}")
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.namespace)
+    HISTORIES.mkdir(exist_ok=True)
+    async with build_worker(client, settings):
+        for name, scenario in SCENARIOS.items():
+            handle = await scenario(client, settings.task_queue)
+            await _finish(handle)
+            # The handle's run id is the first run's, so continue_as_new stores the hand-over.
+            history = await client.get_workflow_handle(
+                handle.id, run_id=handle.run_id
+            ).fetch_history()
+            (HISTORIES / f"agent_{name}.json").write_text(history.to_json())
+            sys.stdout.write(f"recorded agent_{name}.json ({len(history.events)} events)\n")
+    tq = f"record-{uuid.uuid4().hex}"
+    settings = settings.model_copy(update={"task_queue": tq})
+    async with build_worker(client, settings, provider=_BrokenPlanner()):
+        handle = await _start(client, tq, "What is 3 * 3?")
+        await _finish(handle)
+        history = await handle.fetch_history()
+        (HISTORIES / "agent_activity_failure.json").write_text(history.to_json())
+        sys.stdout.write(f"recorded agent_activity_failure.json ({len(history.events)} events)\n")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        server = start(dev_server_command(Path(tmp) / "t.db", "127.0.0.1", port, None))
+        try:
+            wait_until(
+                lambda: port_open("127.0.0.1", port), timeout=30, what="dev server", proc=server
+            )
+            asyncio.run(record(f"127.0.0.1:{port}"))
+        finally:
+            stop(server)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Recorded histories of every agent path replay on the current workflow code.
+
+A failure here means a change to AgentWorkflow would break runs that are in flight: guard the
+change with `workflow.patched(...)`, or, if no old run can exist, re-record
+(`make record-histories`) and say so in the commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.agent import AgentWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("agent_*.json"))
+
+
+def test_every_path_has_a_recorded_history() -> None:
+    names = {p.stem for p in HISTORIES}
+    assert {
+        "agent_chat",
+        "agent_calculator",
+        "agent_search_docs",
+        "agent_reflection_retry",
+        "agent_input_by_update",
+        "agent_input_by_signal_after_malformed",
+        "agent_pause_resume",
+        "agent_cancel_waiting",
+        "agent_input_timeout",
+        "agent_continue_as_new",
+        "agent_activity_failure",
+    } <= names
+
+
+def _load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_history_replays(path: Path) -> None:
+    history = _load(path)
+    replayer = Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
+    assert len(history.events) > 3
