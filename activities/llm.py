@@ -14,6 +14,7 @@ is deterministic so that every path of the pipeline can be reached on purpose:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 from activities.models import (
@@ -66,7 +67,7 @@ def count_tokens(*texts: str | None) -> int:
     return sum(len(t.split()) for t in texts if t)
 
 
-def _usage(prompt: list[str | None], completion: str | None) -> Usage:
+def _usage(prompt: Sequence[str | None], completion: str | None) -> Usage:
     return Usage(tokens_in=count_tokens(*prompt), tokens_out=count_tokens(completion))
 
 
