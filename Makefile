@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 up: install
 	$(PY) -m devstack.up
 
-test: install
+test: install lint
 	$(PY) -m pytest
 
 lint: install
