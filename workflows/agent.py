@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reflection import ReflectionActivities
     from workflows import timeouts
     from workflows.state import (
+        EVENTS_TOPIC,
         TERMINAL_STATUSES,
         AgentInput,
         AgentState,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         RunEvent,
         RunStatus,
         Stage,
+        StreamEvent,
         ToolRecord,
         UserInput,
         check_node_transition,
@@ -60,6 +63,11 @@ RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
 
 # The event log travels in the state (and through continue-as-new); keep its tail only.
 MAX_EVENTS = 500
+# Stream items retained across continue-as-new; older offsets are dropped (a reconnecting client
+# that asks for one is moved to the oldest retained item).
+MAX_STREAM_ITEMS = 2000
+# History events a waiting run must have gained since its wait began before it continues as new.
+WAIT_HANDOVER_MARGIN = 20
 # Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
 MAX_CONTEXT_CHARS = 4000
 
@@ -81,9 +89,17 @@ class AgentWorkflow:
             self._state.continued_as_new += 1
         else:
             self._state = AgentState(
-                run_id=workflow.info().workflow_id, query=inp.query, created_at=now, updated_at=now
+                run_id=workflow.info().workflow_id,
+                tenant=inp.tenant,
+                query=inp.query,
+                created_at=now,
+                updated_at=now,
             )
         self._activities_this_run = 0
+        # The run's durable event stream (SSE clients read it through the gateway). Publishing
+        # from the workflow adds no history events; items are rebuilt on replay.
+        self._stream = WorkflowStream(inp.stream)
+        self._events = self._stream.topic(EVENTS_TOPIC, type=StreamEvent)
 
     # ---- queries, updates, signals -------------------------------------------------------
 
@@ -171,12 +187,17 @@ class AgentWorkflow:
             check_run_transition(state.status, run)
             state.status = run
             attributes.append(RUN_STATUS.value_set(run.value))
-            self._log_event("status", f"{run.value}{': ' + message if message else ''}")
+            self._log_event(
+                "status",
+                f"{run.value}{': ' + message if message else ''}",
+                status=run.value,
+                message=message,
+            )
         if stage is not None:
             check_stage_transition(state.stage, stage)
             state.stage = stage
             attributes.append(RUN_STAGE.value_set(stage.value))
-            self._log_event("stage", stage.value)
+            self._log_event("stage", stage.value, stage=stage.value)
         if node is not None and node_status is not None:
             check_node_transition(node.status, node_status)
             node.status = node_status
@@ -186,15 +207,25 @@ class AgentWorkflow:
                 node.ended_at = now
             if error is not None:
                 node.error = error
-            self._log_event("node", f"{node.id} {node_status.value}{': ' + error if error else ''}")
+            self._log_event(
+                "node",
+                f"{node.id} {node_status.value}{': ' + error if error else ''}",
+                node_id=node.id,
+                name=node.name,
+                status=node_status.value,
+                error=error,
+            )
         state.updated_at = now
         if attributes:
             workflow.upsert_search_attributes(attributes)
 
-    def _log_event(self, kind: str, message: str) -> None:
-        self._state.events.append(RunEvent(at=workflow.now(), kind=kind, message=message))
+    def _log_event(self, kind: str, text: str, **data: Any) -> None:
+        """Append to the state's event log and publish on the run's event stream."""
+        now = workflow.now()
+        self._state.events.append(RunEvent(at=now, kind=kind, message=text))
         del self._state.events[:-MAX_EVENTS]
-        workflow.logger.info("run %s %s: %s", self._state.run_id, kind, message)
+        self._events.publish(StreamEvent(type=kind, at=now, data=data or {"message": text}))
+        workflow.logger.info("run %s %s: %s", self._state.run_id, kind, text)
 
     # ---- the run -------------------------------------------------------------------------
 
@@ -205,24 +236,49 @@ class AgentWorkflow:
             self._update_status(run=RunStatus.RUNNING, stage=None, message="started")
         try:
             while self._state.stage is not Stage.DONE:
-                if self._should_continue_as_new():
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    workflow.continue_as_new(inp.model_copy(update={"state": self._state}))
+                if self._activities_this_run > 0 and self._history_too_long():
+                    await self._continue_as_new()
                 await self._run_stage(self._state.stage)
         except asyncio.CancelledError:
             self._cancel_open_nodes()
             self._update_status(run=RunStatus.CANCELLED, message="cancelled")
+            await self._finish_stream()
             raise
         except RunFailure as exc:
             self._state.errors.append(str(exc))
             self._update_status(run=RunStatus.FAILED, message=str(exc))
+            await self._finish_stream()
             raise ApplicationError(str(exc), type="RunFailed", non_retryable=True) from None
         self._update_status(run=RunStatus.COMPLETED, message="answered")
+        await self._finish_stream()
         return self._state
 
-    def _should_continue_as_new(self) -> bool:
-        if self._activities_this_run == 0:
-            return False  # never hand over a run that has not moved
+    async def _finish_stream(self) -> None:
+        """Publish the terminal `result` event and release subscribers' long polls."""
+        state = self._state
+        self._events.publish(
+            StreamEvent(
+                type="result",
+                at=workflow.now(),
+                data={"status": state.status.value, "answer": state.answer, "errors": state.errors},
+            )
+        )
+        self._stream.detach_pollers()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _continue_as_new(self) -> None:
+        self._stream.detach_pollers()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        stream = self._stream.get_state()
+        if len(stream.log) > MAX_STREAM_ITEMS:
+            drop = len(stream.log) - MAX_STREAM_ITEMS
+            stream.base_offset += drop
+            stream.log = stream.log[drop:]
+        workflow.continue_as_new(
+            self._inp.model_copy(update={"state": self._state, "stream": stream})
+        )
+
+    def _history_too_long(self) -> bool:
         info = workflow.info()
         return (
             info.get_current_history_length() > self._inp.history_threshold
@@ -254,6 +310,9 @@ class AgentWorkflow:
 
     async def _context(self) -> None:
         state = self._state
+        if state.status is RunStatus.WAITING_FOR_INPUT:
+            # Continued as new while waiting: go on waiting for the same question.
+            await self._wait_for_input(state.question or "Could you tell me more?")
         while True:
             if state.context_rounds >= self._inp.max_context_rounds:
                 if state.contexts:
@@ -298,27 +357,62 @@ class AgentWorkflow:
                 ToolRecord(name=call.name, arguments=call.arguments, ok=False, result=str(exc))
             )
             self._state.errors.append(f"tool {call.name}: {exc}")
+            self._log_event(
+                "tool_call",
+                f"{call.name} failed",
+                name=call.name,
+                arguments=call.arguments,
+                ok=False,
+                result=str(exc),
+            )
             return
         result = out.result[:MAX_CONTEXT_CHARS]
         self._state.tool_history.append(
             ToolRecord(name=call.name, arguments=call.arguments, ok=True, result=result)
         )
+        self._log_event(
+            "tool_call",
+            f"{call.name} answered",
+            name=call.name,
+            arguments=call.arguments,
+            ok=True,
+            result=result,
+        )
         if not out.empty:
             self._state.contexts.append(result)
 
     async def _wait_for_input(self, question: str) -> None:
-        self._state.question = question
-        self._update_status(run=RunStatus.WAITING_FOR_INPUT, message=question)
-        timeout = timedelta(seconds=self._inp.input_timeout_s)
+        state = self._state
+        if state.status is not RunStatus.WAITING_FOR_INPUT:
+            state.question = question
+            state.waiting_since = workflow.now()
+            self._update_status(run=RunStatus.WAITING_FOR_INPUT, message=question)
+            self._log_event("question", question, question=question)
+        limit = timedelta(seconds=self._inp.input_timeout_s)
+        remaining = limit - (workflow.now() - (state.waiting_since or workflow.now()))
+        info = workflow.info()
+        wait_began_at = info.get_current_history_length()
+
+        def grown_too_long() -> bool:
+            # Subscribers' polls and stray signals grow the history of a waiting run; hand over
+            # to a fresh run (still waiting) before it grows too long. The margin keeps a fresh
+            # run from handing over again at once.
+            length = info.get_current_history_length()
+            return self._history_too_long() and length > wait_began_at + WAIT_HANDOVER_MARGIN
+
         try:
             await workflow.wait_condition(
-                lambda: self._state.status is not RunStatus.WAITING_FOR_INPUT, timeout=timeout
+                lambda: state.status is not RunStatus.WAITING_FOR_INPUT or grown_too_long(),
+                timeout=max(remaining, timedelta(seconds=1)),
             )
         except TimeoutError:
             raise RunFailure(
-                f"no input arrived within {_describe(timeout)}; the run stopped waiting"
+                f"no input arrived within {_describe(limit)}; the run stopped waiting"
             ) from None
-        self._state.context_rounds = 0  # new information earns a fresh set of rounds
+        if state.status is RunStatus.WAITING_FOR_INPUT:
+            await self._continue_as_new()
+        state.waiting_since = None
+        state.context_rounds = 0  # new information earns a fresh set of rounds
 
     async def _execute(self) -> None:
         state = self._state

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 
 class RunStatus(StrEnum):
@@ -145,6 +146,21 @@ class RunEvent(BaseModel):
     message: str
 
 
+class StreamEvent(BaseModel):
+    """One item of the run's durable event stream (topic `events`), as SSE clients get it.
+
+    `type` is one of `status`, `stage`, `node`, `tool_call`, `question`, `result`; `data` holds
+    the fields of that type (e.g. `{"status": "running"}`). `result` is the last event of a run.
+    """
+
+    type: str
+    at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+EVENTS_TOPIC = "events"
+
+
 class ToolRecord(BaseModel):
     name: str
     arguments: dict[str, Any]
@@ -162,6 +178,7 @@ class AgentState(BaseModel):
 
     run_id: str
     kind: str = "agent"
+    tenant: str | None = None
     query: str
     status: RunStatus = RunStatus.PENDING
     stage: Stage = Stage.INTENT
@@ -182,6 +199,7 @@ class AgentState(BaseModel):
     events: list[RunEvent] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     paused: bool = False
+    waiting_since: datetime | None = None
     continued_as_new: int = 0
     created_at: datetime
     updated_at: datetime
@@ -191,14 +209,17 @@ class AgentInput(BaseModel):
     """The input of an AgentWorkflow. Limits travel here because workflows never read settings."""
 
     query: str
+    # Who started the run (API-key tenant); None when the gateway runs without keys.
+    tenant: str | None = None
     input_timeout_s: float = 7 * 24 * 3600
     max_input_chars: int = 8000
     max_context_rounds: int = 3
     reflection_threshold: float = 0.7
     max_reflection_retries: int = 1
     history_threshold: int = 10_000
-    # Set only by continue-as-new: the state the next run resumes from.
+    # Set only by continue-as-new: the state and event stream the next run resumes from.
     state: AgentState | None = None
+    stream: WorkflowStreamState | None = None
 
 
 class UserInput(BaseModel):

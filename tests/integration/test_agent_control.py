@@ -236,3 +236,28 @@ async def test_search_attributes_follow_the_run(client: Client, settings: Settin
         await eventually(
             lambda: client.count_workflows(done), lambda c: c.count == 1, what="visibility"
         )
+
+
+async def test_a_waiting_run_continues_as_new_when_its_history_grows(
+    client: Client, settings: Settings, worker
+):
+    async with worker():
+        handle = await start_run(client, settings, "Plan my trip to Lisbon", history_threshold=1)
+        waiting = await wait_for_status(handle, RunStatus.WAITING_FOR_INPUT)
+        handed_over = waiting.continued_as_new
+        # Stray signals grow the history while the run waits (as subscribers' polls do).
+        for _ in range(12):
+            await handle.signal("provide_input", {"bad": "payload"})
+        still_waiting = await eventually(
+            lambda: state_of(handle),
+            lambda s: s.continued_as_new > handed_over,
+            what="a hand-over while waiting",
+        )
+        assert still_waiting.status is RunStatus.WAITING_FOR_INPUT
+        # Handed over because the history grew, not in a loop: a fresh run waits quietly.
+        assert still_waiting.continued_as_new <= handed_over + 2
+        assert still_waiting.question == waiting.question
+        await handle.signal("provide_input", {"text": "Five days"})
+        final = await handle.result()
+    assert final.status is RunStatus.COMPLETED
+    assert "Five days" in (final.answer or "")
