@@ -23,7 +23,7 @@ test: install lint
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy config.py worker.py temporal_client.py app activities workflows devstack
+	$(PY) -m mypy config.py worker.py temporal_client.py app activities workflows devstack cli
 
 record-histories: install
 	$(PY) -m tests.replay.record

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     # How long the gateway waits for a worker to answer a query before it gives up (503).
     query_timeout_s: float = 10.0
+    # Requests with a larger body are refused with 413.
+    max_body_bytes: int = 64 * 1024
+    # Seconds between keep-alive comments on an idle event stream.
+    sse_ping_s: float = 15.0
+    # "key1:tenant1,key2:tenant2". Unset: no authentication (the local dev set-up).
+    api_keys: str | None = Field(default=None, repr=False)
 
     # Agent runs: defaults copied into each run's input (so a run keeps the values it started with).
     input_timeout_s: float = 7 * 24 * 3600
@@ -55,6 +61,32 @@ class Settings(BaseSettings):
     max_concurrent_activities: int = 100
 
 
+def parse_api_keys(spec: str | None) -> dict[str, str]:
+    """`"key1:acme,key2:globex"` -> `{"key1": "acme", "key2": "globex"}`."""
+    keys: dict[str, str] = {}
+    for entry in (spec or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        key, sep, tenant = entry.rpartition(":")
+        if not sep or not key or not tenant:
+            raise ValueError(
+                "DURABLE_AGENT_API_KEYS must look like 'key1:tenant1,key2:tenant2' "
+                "(an entry has no ':tenant')"
+            )
+        keys[key] = tenant
+    return keys
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+class ClientSettings(BaseSettings):
+    """Settings of the terminal client (`durable-agent`), which talks to the gateway over HTTP."""
+
+    model_config = SettingsConfigDict(env_prefix="DURABLE_AGENT_", env_file=".env", extra="ignore")
+
+    url: str = "http://127.0.0.1:8000"
+    api_key: str | None = Field(default=None, repr=False)

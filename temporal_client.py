@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 # The search attributes the workflows keep current (all Keyword), for filtering in the Web UI,
 # the CLI (`temporal workflow list --query 'RunStatus="waiting_for_input"'`) and the gateway.
-SEARCH_ATTRIBUTES = ("RunStatus", "RunStage", "RunKind")
+SEARCH_ATTRIBUTES = ("RunStatus", "RunStage", "RunKind", "Tenant")
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:

@@ -1,10 +1,14 @@
 """The gateway's errors and the one handler that renders them.
 
     ApiError                     {"error": {"code", "message", "details"}}
-    ├── RunNotFound         404  no run with that id
+    ├── Unauthorized        401  missing or invalid API key
+    ├── RunNotFound         404  no run with that id (or another tenant's run)
     ├── InvalidState        409  the run exists but is in the wrong status for the request
     ├── InvalidInput        422  the body is well-formed JSON but its content is not acceptable
+    ├── IdempotencyConflict 422  an Idempotency-Key reused with a different body
     └── TemporalUnavailable 503  Temporal (or a worker answering queries) cannot be reached
+
+413 (body over the limit) is answered by `app.limits.BodySizeLimit` before routing.
 
 Request-validation errors (422), unknown routes (404/405) and anything unexpected (500, with no
 stack trace) are rendered in the same shape. Temporal's RPC errors are translated in
@@ -35,6 +39,11 @@ class ApiError(Exception):
         self.details = details
 
 
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+
 class RunNotFound(ApiError):
     status_code = 404
     code = "run_not_found"
@@ -51,6 +60,11 @@ class InvalidState(ApiError):
 class InvalidInput(ApiError):
     status_code = 422
     code = "invalid_input"
+
+
+class IdempotencyConflict(ApiError):
+    status_code = 422
+    code = "idempotency_key_reused"
 
 
 class TemporalUnavailable(ApiError):
@@ -79,7 +93,8 @@ def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message, exc.details), exc.status_code)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return JSONResponse(_body(exc.code, exc.message, exc.details), exc.status_code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

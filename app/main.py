@@ -5,6 +5,7 @@ uvicorn app.main:app --host 127.0.0.1 --port 8000     # OpenAPI at /docs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,9 +13,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.errors import install_error_handlers
-from app.routes import health, runs
-from config import Settings, get_settings
-from temporal_client import connect
+from app.limits import BodySizeLimit
+from app.routes import events, health, runs
+from config import Settings, get_settings, parse_api_keys
+from temporal_client import connect, ensure_search_attributes
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,7 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One client for the process. Lazy, so the gateway starts (and answers /healthz and
         # 503s) even while Temporal is down, and reconnects when it comes back.
         app.state.temporal = await connect(settings, lazy=True)
+        # Runs are started with our search attributes set; make sure they exist even if no
+        # worker has registered them yet. Best effort: Temporal may be down right now.
+        registering = asyncio.create_task(_register_search_attributes(app, settings))
         yield
+        registering.cancel()
 
     app = FastAPI(
         title="durable-agent",
@@ -37,10 +45,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.api_keys = parse_api_keys(settings.api_keys)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(events.router)
     return app
+
+
+async def _register_search_attributes(app: FastAPI, settings: Settings) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await ensure_search_attributes(app.state.temporal, settings.namespace)
+            return
+        except RuntimeError as exc:  # not connected yet
+            logger.info("search attributes not registered yet (%s); retrying", exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30)
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -6,8 +6,24 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
+from temporalio.common import SearchAttributeKey
 
 from workflows.state import AgentState, NodeStatus, RunStatus, Stage
+
+_RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
+_RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
+_RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
+# What Temporal's own status says when the workflow closed before it could record ours
+# (terminated, timed out) or has not yet recorded it.
+_FROM_TEMPORAL = {
+    WorkflowExecutionStatus.RUNNING: RunStatus.RUNNING,
+    WorkflowExecutionStatus.COMPLETED: RunStatus.COMPLETED,
+    WorkflowExecutionStatus.FAILED: RunStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED: RunStatus.CANCELLED,
+    WorkflowExecutionStatus.TERMINATED: RunStatus.FAILED,
+    WorkflowExecutionStatus.TIMED_OUT: RunStatus.FAILED,
+}
 
 
 class RunCreate(BaseModel):
@@ -112,6 +128,45 @@ class RunView(BaseModel):
             created_at=state.created_at,
             updated_at=state.updated_at,
         )
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    kind: str | None
+    status: RunStatus
+    stage: Stage | None
+    created_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def from_execution(cls, execution: WorkflowExecution) -> RunSummary:
+        attributes = execution.typed_search_attributes
+        status = attributes.get(_RUN_STATUS)
+        stage = attributes.get(_RUN_STAGE)
+        temporal = execution.status
+        closed = temporal is not None and temporal is not WorkflowExecutionStatus.RUNNING
+        if status is None or (closed and status not in {s.value for s in _TERMINAL}):
+            run_status = _FROM_TEMPORAL.get(temporal or WorkflowExecutionStatus.RUNNING)
+        else:
+            run_status = RunStatus(status)
+        return cls(
+            run_id=execution.id,
+            kind=attributes.get(_RUN_KIND),
+            status=run_status or RunStatus.RUNNING,
+            stage=Stage(stage) if stage else None,
+            created_at=execution.start_time,
+            closed_at=execution.close_time,
+        )
+
+
+_TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    next_page_token: str | None = Field(
+        description="Pass as `page_token` for the next page; null on the last page."
+    )
 
 
 class ErrorDetail(BaseModel):

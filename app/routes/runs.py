@@ -1,47 +1,71 @@
-"""/api/v1/runs: start runs, read their state, and control them."""
+"""/api/v1/runs: start runs, list them, read their state, and control them."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
-from temporalio.client import (
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
+from app.auth import Tenant
 from app.deps import AppSettings, TemporalClient
 from app.errors import (
     ApiError,
+    IdempotencyConflict,
     InvalidInput,
     InvalidState,
-    RunNotFound,
     TemporalUnavailable,
     translate_rpc_error,
 )
-from app.schemas import ControlAccepted, ErrorBody, InputBody, RunCreate, RunCreated, RunView
+from app.run_access import closed_or, load_run, require_active
+from app.schemas import (
+    ControlAccepted,
+    ErrorBody,
+    InputBody,
+    RunCreate,
+    RunCreated,
+    RunList,
+    RunSummary,
+    RunView,
+)
 from config import Settings
 from workflows.agent import AgentWorkflow
-from workflows.state import TERMINAL_STATUSES, AgentInput, AgentState, RunStatus, UserInput
+from workflows.state import AgentInput, RunStatus, Stage, UserInput
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
 RunId = Annotated[str, Path(min_length=1, max_length=200, description="The run's id")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody}
-    for code in (status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT, 422, 503)
+    code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422, 503)
 }
 
+RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
+RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
+RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
+TENANT = SearchAttributeKey.for_keyword("Tenant")
+REQUEST_HASH_MEMO = "request_sha256"
+# The workflow types whose runs this API lists.
+RUN_WORKFLOW_TYPES = ("AgentWorkflow",)
 
-def agent_input(query: str, settings: Settings) -> AgentInput:
+
+def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInput:
     return AgentInput(
         query=query,
+        tenant=tenant,
         input_timeout_s=settings.input_timeout_s,
         max_input_chars=settings.max_input_chars,
         max_context_rounds=settings.max_context_rounds,
@@ -51,28 +75,68 @@ def agent_input(query: str, settings: Settings) -> AgentInput:
     )
 
 
+def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttributes:
+    # Set at start so that a new run is listed (and filtered) before its first workflow task.
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(RUN_STATUS, RunStatus.PENDING.value),
+        SearchAttributePair(RUN_STAGE, Stage.INTENT.value),
+        SearchAttributePair(RUN_KIND, kind),
+    ]
+    if tenant is not None:
+        pairs.append(SearchAttributePair(TENANT, tenant))
+    return TypedSearchAttributes(pairs)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RunCreated,
-    responses=ERRORS,
+    responses={**ERRORS, 200: {"model": RunCreated, "description": "Idempotent replay"}},
     summary="Start an agent run",
 )
-async def create_run(body: RunCreate, client: TemporalClient, settings: AppSettings) -> RunCreated:
+async def create_run(
+    body: RunCreate,
+    response: Response,
+    client: TemporalClient,
+    settings: AppSettings,
+    tenant: Tenant,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="The same key returns the same run (200) instead of starting another.",
+        ),
+    ] = None,
+) -> RunCreated:
     if not body.query.strip():
         raise InvalidInput("query must not be blank", [{"path": "body.query"}])
     if len(body.query) > settings.max_query_chars:
         raise InvalidInput(
             f"query is longer than {settings.max_query_chars} characters", [{"path": "body.query"}]
         )
-    run_id = f"run-{uuid.uuid4().hex}"
+    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    if idempotency_key is None:
+        run_id = f"run-{uuid.uuid4().hex}"
+    else:
+        # The id is derived from (tenant, key): Temporal itself then refuses a second start.
+        digest = hashlib.sha256(f"{tenant or ''}\0{idempotency_key}".encode()).hexdigest()
+        run_id = f"run-{digest[:32]}"
     try:
         await client.start_workflow(
             AgentWorkflow.run,
-            agent_input(body.query, settings),
+            agent_input(body.query, settings, tenant),
             id=run_id,
             task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=_initial_search_attributes("agent", tenant),
+            memo={REQUEST_HASH_MEMO: request_hash},
         )
+    except WorkflowAlreadyStartedError:
+        if idempotency_key is None:
+            raise ApiError("run id collision; retry the request") from None
+        return await _existing_run(client, run_id, request_hash, settings, tenant, response)
     except RPCError as exc:
         raise translate_rpc_error(exc) from None
     except RuntimeError as exc:  # the lazy client could not connect
@@ -80,9 +144,88 @@ async def create_run(body: RunCreate, client: TemporalClient, settings: AppSetti
     return RunCreated(run_id=run_id, status=RunStatus.PENDING)
 
 
+async def _existing_run(
+    client: TemporalClient,
+    run_id: str,
+    request_hash: str,
+    settings: Settings,
+    tenant: str | None,
+    response: Response,
+) -> RunCreated:
+    try:
+        description = await client.get_workflow_handle(run_id).describe()
+        memo = await description.memo()
+    except RPCError as exc:
+        raise translate_rpc_error(exc, run_id) from None
+    if memo.get(REQUEST_HASH_MEMO) != request_hash:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request body",
+            {"run_id": run_id},
+        )
+    state = await load_run(client, run_id, settings, tenant)
+    response.status_code = status.HTTP_200_OK
+    return RunCreated(run_id=run_id, status=state.status)
+
+
+@router.get("", response_model=RunList, responses=ERRORS, summary="List runs, newest first")
+async def list_runs(
+    client: TemporalClient,
+    tenant: Tenant,
+    status_: Annotated[RunStatus | None, Query(alias="status")] = None,
+    stage: Stage | None = None,
+    kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page_token: Annotated[str | None, Query(max_length=4000)] = None,
+) -> RunList:
+    types = ", ".join(f'"{t}"' for t in RUN_WORKFLOW_TYPES)
+    clauses = [f"WorkflowType IN ({types})"]
+    # Values come from enums and a strict pattern, so they are safe to quote into the query.
+    if status_ is not None:
+        clauses.append(f'RunStatus = "{status_.value}"')
+    if stage is not None:
+        clauses.append(f'RunStage = "{stage.value}"')
+    if kind is not None:
+        clauses.append(f'RunKind = "{kind}"')
+    if tenant is not None:
+        clauses.append(f'Tenant = "{_quote(tenant)}"')
+    token = _decode_token(page_token)
+    listing = client.list_workflows(
+        " AND ".join(clauses), page_size=page_size, next_page_token=token
+    )
+    try:
+        await listing.fetch_next_page()
+    except RPCError as exc:
+        if exc.status.name == "INVALID_ARGUMENT" and token is not None:
+            raise InvalidInput("page_token is not valid", [{"path": "query.page_token"}]) from None
+        raise translate_rpc_error(exc) from None
+    except RuntimeError as exc:
+        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
+    runs = [RunSummary.from_execution(execution) for execution in listing.current_page or []]
+    next_token = listing.next_page_token
+    return RunList(
+        runs=runs,
+        next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
+    )
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _decode_token(token: str | None) -> bytes | None:
+    if token is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token.encode())
+    except (binascii.Error, ValueError):
+        raise InvalidInput("page_token is not valid", [{"path": "query.page_token"}]) from None
+
+
 @router.get("/{run_id}", response_model=RunView, responses=ERRORS, summary="Read a run's state")
-async def get_run(run_id: RunId, client: TemporalClient, settings: AppSettings) -> RunView:
-    return RunView.from_state(await _query_state(client, run_id, settings))
+async def get_run(
+    run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
+) -> RunView:
+    return RunView.from_state(await load_run(client, run_id, settings, tenant))
 
 
 @router.post(
@@ -92,7 +235,7 @@ async def get_run(run_id: RunId, client: TemporalClient, settings: AppSettings) 
     summary="Answer a run that waits for input",
 )
 async def submit_input(
-    run_id: RunId, body: InputBody, client: TemporalClient, settings: AppSettings
+    run_id: RunId, body: InputBody, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> ControlAccepted:
     if not body.text.strip():
         raise InvalidInput("text must not be blank", [{"path": "body.text"}])
@@ -100,6 +243,8 @@ async def submit_input(
         raise InvalidInput(
             f"text is longer than {settings.max_input_chars} characters", [{"path": "body.text"}]
         )
+    if tenant is not None:
+        await load_run(client, run_id, settings, tenant)
     handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
     try:
         accepted = await handle.execute_update(
@@ -115,7 +260,9 @@ async def submit_input(
             raise InvalidState(cause.message) from None
         raise ApiError("the run rejected the input", {"reason": str(cause)}) from None
     except RPCError as exc:
-        raise await _closed_or(exc, client, run_id, settings, "input") from None
+        raise await closed_or(exc, client, run_id, settings, tenant, "input") from None
+    except RuntimeError as exc:
+        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
     return ControlAccepted(run_id=run_id, status=accepted.status)
 
 
@@ -127,13 +274,13 @@ async def submit_input(
     summary="Hold a run before its next activity",
 )
 async def pause_run(
-    run_id: RunId, client: TemporalClient, settings: AppSettings
+    run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> ControlAccepted:
-    state = await _query_state(client, run_id, settings)
-    _require_active(state, "paused")
+    state = await load_run(client, run_id, settings, tenant)
+    require_active(state, "paused")
     if state.paused:
         raise InvalidState(f"the run is already paused (status {state.status.value})")
-    await _signal(client, run_id, settings, AgentWorkflow.pause)
+    await _signal(client, run_id, settings, tenant, AgentWorkflow.pause)
     return ControlAccepted(run_id=run_id, status=state.status)
 
 
@@ -145,13 +292,13 @@ async def pause_run(
     summary="Let a paused run go on",
 )
 async def resume_run(
-    run_id: RunId, client: TemporalClient, settings: AppSettings
+    run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> ControlAccepted:
-    state = await _query_state(client, run_id, settings)
-    _require_active(state, "resumed")
+    state = await load_run(client, run_id, settings, tenant)
+    require_active(state, "resumed")
     if not state.paused:
         raise InvalidState(f"the run is not paused (status {state.status.value})")
-    await _signal(client, run_id, settings, AgentWorkflow.resume)
+    await _signal(client, run_id, settings, tenant, AgentWorkflow.resume)
     return ControlAccepted(run_id=run_id, status=state.status)
 
 
@@ -163,60 +310,24 @@ async def resume_run(
     summary="Cancel a run (Temporal cancellation)",
 )
 async def cancel_run(
-    run_id: RunId, client: TemporalClient, settings: AppSettings
+    run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> ControlAccepted:
-    _require_active(await _query_state(client, run_id, settings), "cancelled")
-    handle = client.get_workflow_handle(run_id)
+    require_active(await load_run(client, run_id, settings, tenant), "cancelled")
     try:
-        await handle.cancel(rpc_timeout=timedelta(seconds=settings.query_timeout_s))
+        await client.get_workflow_handle(run_id).cancel(
+            rpc_timeout=timedelta(seconds=settings.query_timeout_s)
+        )
     except RPCError as exc:
-        raise await _closed_or(exc, client, run_id, settings, "cancelled") from None
+        raise await closed_or(exc, client, run_id, settings, tenant, "cancelled") from None
     return ControlAccepted(run_id=run_id, status="cancelling")
 
 
-# ---- helpers --------------------------------------------------------------------------------
-
-
-async def _query_state(client: TemporalClient, run_id: str, settings: Settings) -> AgentState:
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(run_id)
-    try:
-        return await handle.query(
-            AgentWorkflow.get_state, rpc_timeout=timedelta(seconds=settings.query_timeout_s)
-        )
-    except RPCError as exc:
-        raise translate_rpc_error(exc, run_id) from None
-    except WorkflowQueryFailedError as exc:
-        raise TemporalUnavailable(
-            "the run's state could not be read", {"reason": str(exc)}
-        ) from None
-    except RuntimeError as exc:
-        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
-
-
-async def _signal(client: TemporalClient, run_id: str, settings: Settings, signal: Any) -> None:
+async def _signal(
+    client: TemporalClient, run_id: str, settings: Settings, tenant: str | None, signal: Any
+) -> None:
     try:
         await client.get_workflow_handle(run_id).signal(
             signal, rpc_timeout=timedelta(seconds=settings.query_timeout_s)
         )
     except RPCError as exc:
-        raise await _closed_or(exc, client, run_id, settings, "signalled") from None
-
-
-def _require_active(state: AgentState, verb: str) -> None:
-    if state.status in TERMINAL_STATUSES:
-        raise InvalidState(f"the run is {state.status.value} and cannot be {verb}")
-
-
-async def _closed_or(
-    exc: RPCError, client: TemporalClient, run_id: str, settings: Settings, verb: str
-) -> ApiError:
-    """Temporal answers NOT_FOUND both for an unknown run and for a closed one; tell them apart."""
-    if exc.status is not RPCStatusCode.NOT_FOUND:
-        return translate_rpc_error(exc, run_id)
-    try:
-        state = await _query_state(client, run_id, settings)
-    except RunNotFound as not_found:
-        return not_found
-    if verb == "input":
-        return InvalidState(f"the run is {state.status.value}, not waiting for input")
-    return InvalidState(f"the run is {state.status.value} and cannot be {verb}")
+        raise await closed_or(exc, client, run_id, settings, tenant, "signalled") from None

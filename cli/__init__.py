@@ -1,0 +1,1 @@
+"""`durable-agent`: a terminal client of the gateway (HTTP only)."""
