@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 from temporalio.client import Client
@@ -26,7 +27,7 @@ class DevServer:
         self.log = log
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.proc = None
+        self.proc: Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = start(

@@ -167,9 +167,15 @@ async def _existing_run(
     return RunCreated(run_id=run_id, status=state.status)
 
 
-@router.get("", response_model=RunList, responses=ERRORS, summary="List runs, newest first")
+@router.get(
+    "",
+    response_model=RunList,
+    responses=ERRORS,
+    summary="List runs (filter by status, stage, kind; paginated)",
+)
 async def list_runs(
     client: TemporalClient,
+    settings: AppSettings,
     tenant: Tenant,
     status_: Annotated[RunStatus | None, Query(alias="status")] = None,
     stage: Stage | None = None,
@@ -190,7 +196,10 @@ async def list_runs(
         clauses.append(f'Tenant = "{_quote(tenant)}"')
     token = _decode_token(page_token)
     listing = client.list_workflows(
-        " AND ".join(clauses), page_size=page_size, next_page_token=token
+        " AND ".join(clauses),
+        page_size=page_size,
+        next_page_token=token,
+        rpc_timeout=timedelta(seconds=settings.query_timeout_s),
     )
     try:
         await listing.fetch_next_page()
@@ -201,10 +210,13 @@ async def list_runs(
     except RuntimeError as exc:
         raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
     runs = [RunSummary.from_execution(execution) for execution in listing.current_page or []]
+    # Temporal's SQL visibility (the dev server) cannot ORDER BY: it returns open runs first,
+    # then closed ones by close time. Within a page, newest first.
+    runs.sort(key=lambda run: run.created_at, reverse=True)
     next_token = listing.next_page_token
     return RunList(
         runs=runs,
-        next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
+        next_page_token=_encode_token(next_token) if next_token else None,
     )
 
 
@@ -212,13 +224,23 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _encode_token(raw: bytes) -> str:
+    # A checksum lets us refuse garbage tokens ourselves; Temporal answers them with an
+    # opaque internal error.
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:4] + raw).decode()
+
+
 def _decode_token(token: str | None) -> bytes | None:
     if token is None:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode())
+        blob = base64.urlsafe_b64decode(token.encode())
     except (binascii.Error, ValueError):
-        raise InvalidInput("page_token is not valid", [{"path": "query.page_token"}]) from None
+        blob = b""
+    checksum, raw = blob[:4], blob[4:]
+    if not raw or hashlib.sha256(raw).digest()[:4] != checksum:
+        raise InvalidInput("page_token is not valid", [{"path": "query.page_token"}])
+    return raw
 
 
 @router.get("/{run_id}", response_model=RunView, responses=ERRORS, summary="Read a run's state")
