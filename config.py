@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     # How long the gateway waits for a worker to answer a query before it gives up (503).
     query_timeout_s: float = 10.0
+    # How long one gateway call keeps retrying an unreachable Temporal before answering 503.
+    temporal_retry_budget_s: float = 2.0
     # Requests with a larger body are refused with 413.
     max_body_bytes: int = 64 * 1024
     # Seconds between keep-alive comments on an idle event stream.

@@ -15,7 +15,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.service import RetryConfig, RPCError
 
 from config import Settings
 
@@ -26,7 +26,14 @@ logger = logging.getLogger(__name__)
 SEARCH_ATTRIBUTES = ("RunStatus", "RunStage", "RunKind", "Tenant")
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect(
+    settings: Settings, *, lazy: bool = False, retry_budget_s: float | None = None
+) -> Client:
+    """A client with the pydantic converter. `retry_budget_s` bounds how long one call retries
+    an unreachable server (the SDK default is 10 s; a gateway should answer 503 sooner)."""
+    retry = RetryConfig()
+    if retry_budget_s is not None:
+        retry = RetryConfig(max_elapsed_time_millis=int(retry_budget_s * 1000), max_retries=5)
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.namespace,
@@ -34,6 +41,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         tls=settings.temporal_tls or bool(settings.temporal_api_key),
         data_converter=pydantic_data_converter,
         lazy=lazy,
+        retry_config=retry,
     )
 
 

@@ -28,7 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One client for the process. Lazy, so the gateway starts (and answers /healthz and
         # 503s) even while Temporal is down, and reconnects when it comes back.
-        app.state.temporal = await connect(settings, lazy=True)
+        app.state.temporal = await connect(
+            settings, lazy=True, retry_budget_s=settings.temporal_retry_budget_s
+        )
         # Runs are started with our search attributes set; make sure they exist even if no
         # worker has registered them yet. Best effort: Temporal may be down right now.
         registering = asyncio.create_task(_register_search_attributes(app, settings))

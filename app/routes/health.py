@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter
 from temporalio.service import RPCError
 
-from app.deps import TemporalClient
+from app.deps import AppSettings, TemporalClient
 from app.errors import TemporalUnavailable
 
 router = APIRouter(tags=["health"])
@@ -17,9 +19,11 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Temporal is reachable (503 otherwise)")
-async def readyz(client: TemporalClient) -> dict[str, str]:
+async def readyz(client: TemporalClient, settings: AppSettings) -> dict[str, str]:
     try:
-        await client.service_client.check_health()
+        await client.service_client.check_health(
+            timeout=timedelta(seconds=min(settings.query_timeout_s, 5))
+        )
     except (RPCError, RuntimeError) as exc:
         raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
     return {"status": "ready"}

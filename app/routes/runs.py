@@ -132,6 +132,7 @@ async def create_run(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=_initial_search_attributes("agent", tenant),
             memo={REQUEST_HASH_MEMO: request_hash},
+            rpc_timeout=timedelta(seconds=settings.query_timeout_s),
         )
     except WorkflowAlreadyStartedError:
         if idempotency_key is None:
