@@ -1,0 +1,121 @@
+"""The `durable-agent` terminal client, as a user runs it, against the real gateway."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import Stack
+
+CLI = str(Path(sys.executable).parent / "durable-agent")
+
+
+def _env(stack: Stack) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "DURABLE_AGENT_URL": stack.base_url}
+
+
+def test_run_answers_a_question_from_piped_stdin(stack: Stack):
+    done = subprocess.run(
+        [CLI, "run", "Plan my trip to Lisbon"],
+        input="\nThree days in May\n",  # a blank line is asked again, not sent
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(stack),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "? I found nothing about" in done.stdout
+    assert "Three days in May" in done.stdout.split("? ")[-1]
+    assert done.stdout.rstrip().endswith("Three days in May")
+    run_id = done.stderr.split("run ", 1)[1].split()[0]
+
+    listing = subprocess.run(
+        [CLI, "ls", "--limit", "100"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(stack),
+        check=True,
+    )
+    assert run_id in listing.stdout
+
+    again = subprocess.run(
+        [CLI, "attach", run_id],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(stack),
+        check=False,
+    )
+    assert again.returncode == 0 and "? " not in again.stdout  # old question not asked again
+    assert again.stdout.rstrip().endswith("Three days in May")
+
+
+def test_calculator_run_prints_progress_and_the_result(stack: Stack):
+    done = subprocess.run(
+        [CLI, "run", "What is 17 * 23?"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(stack),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stage: context" in done.stdout and "tool calculator" in done.stdout
+    assert "391" in done.stdout.splitlines()[-1]
+
+
+def test_ctrl_c_detaches_and_says_how_to_reattach(stack: Stack):
+    with httpx.Client(base_url=stack.base_url, timeout=30) as http:
+        run_id = http.post("/api/v1/runs", json={"query": "Plan my trip to Lisbon"}).json()[
+            "run_id"
+        ]
+        proc = subprocess.Popen(
+            [CLI, "attach", run_id],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(stack),
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:  # until the question is asked
+            if line.startswith("? "):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert f"durable-agent attach {run_id}" in err
+        state = http.get(f"/api/v1/runs/{run_id}").json()
+        assert state["status"] == "waiting_for_input"  # detaching leaves the run alone
+        http.post(f"/api/v1/runs/{run_id}/cancel")
+
+
+def test_errors_are_one_line_not_a_traceback(stack: Stack):
+    missing = subprocess.run(
+        [CLI, "attach", "run-does-not-exist"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(stack),
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "durable-agent: 404: no run with id 'run-does-not-exist'"
+    unreachable = subprocess.run(
+        [CLI, "--url", "http://127.0.0.1:9", "ls"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(stack),
+        check=False,
+    )
+    assert unreachable.returncode == 1 and "cannot reach the gateway" in unreachable.stderr
+    assert "Traceback" not in missing.stderr + unreachable.stderr
