@@ -22,9 +22,10 @@ class StageActivities:
 
 
 def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callable[..., Any]]:
-    """Every activity of the agent pipeline, bound to one provider and one tool registry."""
+    """Every activity (agent pipeline and graph nodes), bound to one provider and tool registry."""
     from activities.context import ContextActivities
     from activities.executor import ExecutorActivities
+    from activities.graph_nodes import GraphNodeActivities
     from activities.intent import IntentActivities
     from activities.reflection import ReflectionActivities
 
@@ -32,7 +33,9 @@ def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callabl
     context = ContextActivities(provider, tools)
     executor = ExecutorActivities(provider, tools)
     reflection = ReflectionActivities(provider, tools)
+    graph = GraphNodeActivities(provider, tools)
     return [
+        graph.graph_llm,
         intent.analyze_intent,
         context.assess_context,
         context.run_tool,

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from activities.models import (
+    CompleteInput,
+    CompleteOutput,
     ContextInput,
     ContextOutput,
     Intent,
@@ -51,6 +53,8 @@ class LLMProvider(Protocol):
     async def run_step(self, req: StepInput) -> StepOutput: ...
 
     async def reflect(self, req: ReflectInput) -> ReflectOutput: ...
+
+    async def complete(self, req: CompleteInput) -> CompleteOutput: ...
 
 
 _SMALL_TALK = frozenset(
@@ -170,6 +174,16 @@ class OfflineProvider:
         return ReflectOutput(
             score=score, critique=critique, usage=_usage([req.query, req.answer], critique)
         )
+
+
+    async def complete(self, req: CompleteInput) -> CompleteOutput:
+        # Echo the prompt with one more sentence: deterministic, and a "revise" prompt that
+        # quotes the previous text yields a longer one, so graph loops make progress.
+        text = f"{req.prompt.strip()} {ELABORATION}"
+        return CompleteOutput(text=text, usage=_usage([req.prompt], text))
+
+
+ELABORATION = "(offline model: this sentence stands in for what a real model would add.)"
 
 
 def _compose_answer(req: StepInput) -> str:

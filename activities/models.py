@@ -112,3 +112,15 @@ class ReflectOutput(BaseModel):
     score: float
     critique: str
     usage: Usage = Field(default_factory=Usage)
+
+
+class CompleteInput(BaseModel):
+    """A graph `llm` node: one prompt, rendered by the workflow."""
+
+    prompt: str
+    node_id: str = ""
+
+
+class CompleteOutput(BaseModel):
+    text: str
+    usage: Usage = Field(default_factory=Usage)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.workflow_streams import WorkflowStream
@@ -37,24 +37,18 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.reflection import ReflectionActivities
     from workflows import timeouts
+    from workflows.run_control import RunControl, RunFailure
     from workflows.state import (
         EVENTS_TOPIC,
-        TERMINAL_STATUSES,
         AgentInput,
         AgentState,
-        InputAccepted,
         NodeState,
         NodeStatus,
         Reflection,
-        RunEvent,
         RunStatus,
         Stage,
         StreamEvent,
         ToolRecord,
-        UserInput,
-        check_node_transition,
-        check_run_transition,
-        check_stage_transition,
     )
 
 RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
@@ -74,12 +68,10 @@ MAX_CONTEXT_CHARS = 4000
 OutT = TypeVar("OutT", bound=BaseModel)
 
 
-class RunFailure(Exception):
-    """The run cannot go on; its message is what users read in `errors`."""
-
-
 @workflow.defn
-class AgentWorkflow:
+class AgentWorkflow(RunControl):
+    _state: AgentState
+
     @workflow.init
     def __init__(self, inp: AgentInput) -> None:
         now = workflow.now()
@@ -95,137 +87,22 @@ class AgentWorkflow:
                 created_at=now,
                 updated_at=now,
             )
+        self._max_input_chars = inp.max_input_chars
         self._activities_this_run = 0
         # The run's durable event stream (SSE clients read it through the gateway). Publishing
         # from the workflow adds no history events; items are rebuilt on replay.
         self._stream = WorkflowStream(inp.stream)
         self._events = self._stream.topic(EVENTS_TOPIC, type=StreamEvent)
 
-    # ---- queries, updates, signals -------------------------------------------------------
+    # ---- queries -----------------------------------------------------------------------
 
     @workflow.query
     def get_state(self) -> AgentState:
         return self._state
 
-    @workflow.update
-    def submit_input(self, payload: UserInput) -> InputAccepted:
-        self._accept_input(payload.text)
-        return InputAccepted(status=self._state.status)
-
-    @submit_input.validator
-    def _validate_input(self, payload: UserInput) -> None:
-        # Raising here rejects the update before anything is written to history.
-        problem = self._input_problem(payload.text)
-        if problem is not None:
-            raise ApplicationError(problem[1], type=problem[0])
-
-    @workflow.signal
-    def provide_input(self, payload: Any) -> None:
-        # Operators type this payload by hand (`temporal workflow signal`); a malformed one must
-        # never break the run, so it is validated here, logged and dropped.
-        try:
-            text = UserInput.model_validate(payload).text
-        except ValidationError as exc:
-            workflow.logger.warning("ignored provide_input with a malformed payload: %s", exc)
-            return
-        problem = self._input_problem(text)
-        if problem is not None:
-            workflow.logger.warning("ignored provide_input: %s", problem[1])
-            return
-        self._accept_input(text)
-
-    @workflow.signal
-    def pause(self) -> None:
-        if self._state.status in TERMINAL_STATUSES or self._state.paused:
-            return
-        self._state.paused = True
-        self._log_event("control", "pause requested; the run holds before its next activity")
-
-    @workflow.signal
-    def resume(self) -> None:
-        if not self._state.paused:
-            return
-        self._state.paused = False
-        self._log_event("control", "resume requested")
-
-    def _input_problem(self, text: str) -> tuple[str, str] | None:
-        status = self._state.status
-        if status is not RunStatus.WAITING_FOR_INPUT:
-            return "InvalidState", f"the run is {status.value}, not waiting for input"
-        if not text.strip():
-            return "InvalidInput", "text must not be empty"
-        if len(text) > self._inp.max_input_chars:
-            return "InvalidInput", f"text is longer than {self._inp.max_input_chars} characters"
-        return None
-
-    def _accept_input(self, text: str) -> None:
-        text = text.strip()
+    def _on_input(self, text: str) -> None:
         self._state.user_inputs.append(text)
         self._state.contexts.append("User: " + text[:MAX_CONTEXT_CHARS])
-        self._state.question = None
-        # The run counts as resumed the moment input lands, so a second input is rejected.
-        self._update_status(run=RunStatus.RUNNING, message="input received")
-
-    # ---- the one place where statuses change ----------------------------------------------
-
-    def _update_status(
-        self,
-        *,
-        run: RunStatus | None = None,
-        stage: Stage | None = None,
-        node: NodeState | None = None,
-        node_status: NodeStatus | None = None,
-        error: str | None = None,
-        message: str = "",
-    ) -> None:
-        """Change the run status, the stage or a node's status: check the transition, stamp
-        the time, log the event, keep the search attributes current."""
-        now = workflow.now()
-        state = self._state
-        attributes = []
-        if run is not None:
-            check_run_transition(state.status, run)
-            state.status = run
-            attributes.append(RUN_STATUS.value_set(run.value))
-            self._log_event(
-                "status",
-                f"{run.value}{': ' + message if message else ''}",
-                status=run.value,
-                message=message,
-            )
-        if stage is not None:
-            check_stage_transition(state.stage, stage)
-            state.stage = stage
-            attributes.append(RUN_STAGE.value_set(stage.value))
-            self._log_event("stage", stage.value, stage=stage.value)
-        if node is not None and node_status is not None:
-            check_node_transition(node.status, node_status)
-            node.status = node_status
-            if node_status is NodeStatus.EXECUTING:
-                node.started_at = now
-            elif node_status in (NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.CANCELLED):
-                node.ended_at = now
-            if error is not None:
-                node.error = error
-            self._log_event(
-                "node",
-                f"{node.id} {node_status.value}{': ' + error if error else ''}",
-                node_id=node.id,
-                name=node.name,
-                status=node_status.value,
-                error=error,
-            )
-        state.updated_at = now
-        if attributes:
-            workflow.upsert_search_attributes(attributes)
-
-    def _log_event(self, kind: str, text: str, **data: Any) -> None:
-        """Append to the state's event log and publish on the run's event stream."""
-        now = workflow.now()
-        self._state.events.append(RunEvent(at=now, kind=kind, message=text))
-        del self._state.events[:-MAX_EVENTS]
-        self._events.publish(StreamEvent(type=kind, at=now, data=data or {"message": text}))
-        workflow.logger.info("run %s %s: %s", self._state.run_id, kind, text)
 
     # ---- the run -------------------------------------------------------------------------
 
@@ -242,29 +119,16 @@ class AgentWorkflow:
         except asyncio.CancelledError:
             self._cancel_open_nodes()
             self._update_status(run=RunStatus.CANCELLED, message="cancelled")
-            await self._finish_stream()
+            await self._finish_stream({"answer": self._state.answer})
             raise
         except RunFailure as exc:
             self._state.errors.append(str(exc))
             self._update_status(run=RunStatus.FAILED, message=str(exc))
-            await self._finish_stream()
+            await self._finish_stream({"answer": self._state.answer})
             raise ApplicationError(str(exc), type="RunFailed", non_retryable=True) from None
         self._update_status(run=RunStatus.COMPLETED, message="answered")
-        await self._finish_stream()
+        await self._finish_stream({"answer": self._state.answer})
         return self._state
-
-    async def _finish_stream(self) -> None:
-        """Publish the terminal `result` event and release subscribers' long polls."""
-        state = self._state
-        self._events.publish(
-            StreamEvent(
-                type="result",
-                at=workflow.now(),
-                data={"status": state.status.value, "answer": state.answer, "errors": state.errors},
-            )
-        )
-        self._stream.detach_pollers()
-        await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _continue_as_new(self) -> None:
         self._stream.detach_pollers()
@@ -512,14 +376,6 @@ class AgentWorkflow:
             self._state.usage.add(usage)
         self._update_status(node=node, node_status=NodeStatus.COMPLETED)
         return out
-
-    async def _hold_if_paused(self) -> None:
-        if not self._state.paused:
-            return
-        if self._state.status is not RunStatus.PAUSED:
-            self._update_status(run=RunStatus.PAUSED, message="held before the next activity")
-        await workflow.wait_condition(lambda: not self._state.paused)
-        self._update_status(run=RunStatus.RUNNING, message="resumed")
 
     def _cancel_open_nodes(self) -> None:
         for node in self._state.nodes:

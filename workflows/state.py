@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
+from workflows.graph_spec import GraphSpec
+
 
 class RunStatus(StrEnum):
     PENDING = "pending"
@@ -136,6 +138,11 @@ class NodeState(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None
+    # Graph nodes: the node type, activity attempts of the last execution, and how many times
+    # the node ran (a loop runs a node again).
+    type: str | None = None
+    attempts: int = 0
+    runs: int = 0
 
 
 class RunEvent(BaseModel):
@@ -173,17 +180,32 @@ class Reflection(BaseModel):
     critique: str
 
 
-class AgentState(BaseModel):
-    """The whole state of an agent run: what `get_state` returns and continue-as-new carries."""
+class RunStateBase(BaseModel):
+    """What every kind of run has; `kind` says which model a `get_state` answer is."""
 
     run_id: str
-    kind: str = "agent"
+    kind: str
     tenant: str | None = None
-    query: str
     status: RunStatus = RunStatus.PENDING
+    question: str | None = None
+    errors: list[str] = Field(default_factory=list)
+    nodes: list[NodeState] = Field(default_factory=list)
+    events: list[RunEvent] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    paused: bool = False
+    waiting_since: datetime | None = None
+    continued_as_new: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentState(RunStateBase):
+    """The whole state of an agent run: what `get_state` returns and continue-as-new carries."""
+
+    kind: str = "agent"
+    query: str
     stage: Stage = Stage.INTENT
     intent: str | None = None
-    question: str | None = None
     answer: str | None = None
     contexts: list[str] = Field(default_factory=list)
     user_inputs: list[str] = Field(default_factory=list)
@@ -194,15 +216,6 @@ class AgentState(BaseModel):
     reflection: Reflection | None = None
     critique: str | None = None
     reflection_retries: int = 0
-    errors: list[str] = Field(default_factory=list)
-    nodes: list[NodeState] = Field(default_factory=list)
-    events: list[RunEvent] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    paused: bool = False
-    waiting_since: datetime | None = None
-    continued_as_new: int = 0
-    created_at: datetime
-    updated_at: datetime
 
 
 class AgentInput(BaseModel):
@@ -231,3 +244,27 @@ class UserInput(BaseModel):
 class InputAccepted(BaseModel):
     accepted: bool = True
     status: RunStatus
+
+
+class GraphState(RunStateBase):
+    """The state of a graph run: node statuses, the variables nodes read and write, outputs."""
+
+    kind: str = "graph"
+    graph: str
+    version: str
+    # `input`, `vars` and each node's output {value, metadata} under its id.
+    variables: dict[str, Any] = Field(default_factory=dict)
+    # The outputs of the nodes without outgoing edges that ran, by node id.
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    waiting_node: str | None = None
+    steps: int = 0
+
+
+class GraphInput(BaseModel):
+    """The input of a GraphWorkflow; it pins the full, validated spec."""
+
+    spec: GraphSpec
+    input: dict[str, Any] = Field(default_factory=dict)
+    tenant: str | None = None
+    input_timeout_s: float = 7 * 24 * 3600
+    max_input_chars: int = 8000
