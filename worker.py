@@ -20,10 +20,11 @@ from activities.tools.registry import ToolRegistry, default_registry
 from config import Settings, get_settings
 from temporal_client import connect, ensure_search_attributes
 from workflows.agent import AgentWorkflow
+from workflows.graph import GraphWorkflow
 
 logger = logging.getLogger("durable_agent.worker")
 
-WORKFLOWS = [AgentWorkflow]
+WORKFLOWS = [AgentWorkflow, GraphWorkflow]
 
 
 def build_provider(settings: Settings) -> LLMProvider:

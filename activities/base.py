@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
 from activities.heartbeat import heartbeating
 from activities.llm import LLMProvider
 from activities.tools.registry import ToolRegistry
@@ -18,7 +21,25 @@ class StageActivities:
         self.tools = tools
 
     async def call(self, work: Awaitable[T]) -> T:
-        return await heartbeating(work)
+        try:
+            return await heartbeating(work)
+        except ApplicationError as exc:
+            if exc.details:
+                raise
+            raise ApplicationError(
+                exc.message,
+                {"attempt": activity.info().attempt},
+                type=exc.type,
+                non_retryable=exc.non_retryable,
+                next_retry_delay=exc.next_retry_delay,
+            ) from exc.__cause__
+        except Exception as exc:
+            # Same type name (the retry policy matches on it), plus the attempt for the workflow.
+            raise ApplicationError(
+                str(exc) or type(exc).__name__,
+                {"attempt": activity.info().attempt},
+                type=type(exc).__name__,
+            ) from exc
 
 
 def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callable[..., Any]]:

@@ -26,6 +26,14 @@ class ContextActivities(StageActivities):
         try:
             tool = self.tools.get(req.name)
             result = await self.call(tool(req.arguments, ctx))
-        except ToolError as exc:
+        except ApplicationError as exc:
+            if exc.type == "ToolError":  # a ToolError wrapped by `call`: final, whatever the try
+                raise ApplicationError(
+                    exc.message, *exc.details, type="ToolError", non_retryable=True
+                ) from None
+            raise
+        except ToolError as exc:  # raised before the tool ran (unknown tool)
             raise ApplicationError(str(exc), type="ToolError", non_retryable=True) from None
-        return ToolCallOutput(name=req.name, result=result.text, empty=result.empty)
+        return ToolCallOutput(
+            name=req.name, result=result.text, empty=result.empty, attempt=info.attempt
+        )

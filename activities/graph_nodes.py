@@ -15,4 +15,5 @@ from activities.models import CompleteInput, CompleteOutput
 class GraphNodeActivities(StageActivities):
     @activity.defn(name="graph_llm")
     async def graph_llm(self, req: CompleteInput) -> CompleteOutput:
-        return await self.call(self.provider.complete(req))
+        out = await self.call(self.provider.complete(req))
+        return out.model_copy(update={"attempt": activity.info().attempt})

@@ -175,7 +175,6 @@ class OfflineProvider:
             score=score, critique=critique, usage=_usage([req.query, req.answer], critique)
         )
 
-
     async def complete(self, req: CompleteInput) -> CompleteOutput:
         # Echo the prompt with one more sentence: deterministic, and a "revise" prompt that
         # quotes the previous text yields a longer one, so graph loops make progress.

@@ -70,6 +70,7 @@ class ToolCallOutput(BaseModel):
     result: str
     # True when the tool ran but found nothing (e.g. a search without hits).
     empty: bool = False
+    attempt: int = 1
 
 
 class PlanInput(BaseModel):
@@ -124,3 +125,4 @@ class CompleteInput(BaseModel):
 class CompleteOutput(BaseModel):
     text: str
     usage: Usage = Field(default_factory=Usage)
+    attempt: int = 1

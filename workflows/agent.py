@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.reflection import ReflectionActivities
     from workflows import timeouts
-    from workflows.run_control import RunControl, RunFailure
+    from workflows.run_control import RunControl, RunFailure, failure_message
     from workflows.state import (
         EVENTS_TOPIC,
         AgentInput,
@@ -365,7 +365,7 @@ class AgentWorkflow(RunControl):
                 # The run was cancelled and the activity acknowledged it (we waited for that).
                 self._update_status(node=node, node_status=NodeStatus.CANCELLED)
                 raise asyncio.CancelledError() from None
-            message = _cause_message(exc)
+            message = failure_message(exc)
             self._update_status(node=node, node_status=NodeStatus.FAILED, error=message)
             raise RunFailure(f"{name} failed: {message}") from None
         except asyncio.CancelledError:
@@ -381,13 +381,6 @@ class AgentWorkflow(RunControl):
         for node in self._state.nodes:
             if node.status in (NodeStatus.CREATED, NodeStatus.EXECUTING):
                 self._update_status(node=node, node_status=NodeStatus.CANCELLED)
-
-
-def _cause_message(exc: ActivityError) -> str:
-    cause: BaseException | None = exc.cause
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    return str(cause or exc)
 
 
 def _describe(delta: timedelta) -> str:

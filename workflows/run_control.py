@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowTopicHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.state import (
     TERMINAL_STATUSES,
@@ -193,3 +193,13 @@ class RunControl:
         )
         self._stream.detach_pollers()
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+
+def failure_message(exc: BaseException) -> str:
+    """The message users should read: the innermost cause's text, without type prefixes."""
+    cause: BaseException | None = exc
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message or str(cause)
+    return str(cause or exc)

@@ -1,0 +1,412 @@
+"""GraphWorkflow: interprets a validated GraphSpec (pinned in the run's input).
+
+Semantics:
+- The entry node runs first. When a node finishes, its outgoing edges are resolved: an edge is
+  *taken* when its `on` matches the outcome (success / failure / always) and its `when` holds.
+- A node runs once every forward edge into it is resolved and at least one was taken (so
+  branches that both hold run in parallel and the graph waits for them where they join). A node
+  whose incoming edges were all left untaken is `skipped`, and so is what only it leads to.
+- A taken back edge (one that closes a cycle) runs its target again, and with it the part of the
+  graph after it; `max_steps` bounds the node executions of a run.
+- A node that fails for good fails the run, unless one of its edges has `on: failure|always`.
+- The run completes when nothing runs and nothing is ready; `outputs` holds what the nodes
+  without outgoing edges produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.contrib.workflow_streams import WorkflowStream
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.context import ContextActivities
+    from activities.graph_nodes import GraphNodeActivities
+    from activities.models import CompleteInput, ToolCallInput
+    from workflows import timeouts
+    from workflows.agent import AgentWorkflow
+    from workflows.expressions import ExpressionError, evaluate, render
+    from workflows.graph_spec import GraphPlan, GraphSpec, NodeSpec, build_plan
+    from workflows.run_control import RUN_KIND, RunControl, RunFailure, failure_message
+    from workflows.state import (
+        EVENTS_TOPIC,
+        AgentInput,
+        GraphInput,
+        GraphState,
+        NodeState,
+        NodeStatus,
+        RunStatus,
+        StreamEvent,
+        Usage,
+    )
+
+PENDING, TAKEN, NOT_TAKEN = "pending", "taken", "not_taken"
+
+
+class NodeFailed(Exception):
+    """A node failed for good (after its retries); the message is the node's error."""
+
+
+@workflow.defn
+class GraphWorkflow(RunControl):
+    _state: GraphState
+
+    @workflow.init
+    def __init__(self, inp: GraphInput) -> None:
+        now = workflow.now()
+        spec = inp.spec
+        self._inp = inp
+        self._spec = spec
+        self._plan: GraphPlan = build_plan(spec)
+        self._by_id: dict[str, NodeSpec] = {n.id: n for n in spec.nodes}
+        self._state = GraphState(
+            run_id=workflow.info().workflow_id,
+            tenant=inp.tenant,
+            graph=spec.name,
+            version=spec.version,
+            variables={"input": inp.input, "vars": {}},
+            nodes=[NodeState(id=n.id, name=n.id, type=n.type, created_at=now) for n in spec.nodes],
+            created_at=now,
+            updated_at=now,
+        )
+        self._node_state = {n.id: n for n in self._state.nodes}
+        self._max_input_chars = inp.max_input_chars
+        self._edges = [PENDING] * len(spec.edges)
+        self._ready: list[str] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._finished: list[tuple[str, str | None]] = []  # (node id, error or None)
+        self._input_text: str | None = None
+        self._stream = WorkflowStream(None)
+        self._events = self._stream.topic(EVENTS_TOPIC, type=StreamEvent)
+
+    @workflow.query
+    def get_state(self) -> GraphState:
+        return self._state
+
+    def _on_input(self, text: str) -> None:
+        self._input_text = text
+
+    # ---- the run -------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: GraphInput) -> GraphState:
+        workflow.upsert_search_attributes([RUN_KIND.value_set("graph")])
+        self._update_status(run=RunStatus.RUNNING, message=f"graph {self._spec.name} started")
+        self._ready.append(self._spec.entry)
+        try:
+            await self._drive()
+        except asyncio.CancelledError:
+            await self._stop_running()
+            for node in self._state.nodes:
+                if node.status in (NodeStatus.CREATED, NodeStatus.INITIALIZED):
+                    self._update_status(node=node, node_status=NodeStatus.CANCELLED)
+            self._update_status(run=RunStatus.CANCELLED, message="cancelled")
+            await self._finish_stream({"outputs": self._state.outputs})
+            raise
+        except RunFailure as exc:
+            await self._stop_running()
+            self._state.errors.append(str(exc))
+            self._update_status(run=RunStatus.FAILED, message=str(exc))
+            await self._finish_stream({"outputs": self._state.outputs})
+            raise ApplicationError(str(exc), type="RunFailed", non_retryable=True) from None
+        for node in self._state.nodes:
+            if node.status is NodeStatus.CREATED:
+                self._update_status(node=node, node_status=NodeStatus.SKIPPED)
+        self._state.outputs = {
+            node_id: self._state.variables[node_id]
+            for node_id in self._plan.node_ids
+            if node_id in self._plan.sinks and node_id in self._state.variables
+        }
+        self._update_status(run=RunStatus.COMPLETED, message="graph finished")
+        await self._finish_stream({"outputs": self._state.outputs})
+        return self._state
+
+    async def _drive(self) -> None:
+        while True:
+            if self._ready:
+                await self._hold_if_paused()
+            while self._ready:
+                node_id = self._ready.pop(0)
+                self._state.steps += 1
+                if self._spec.max_steps is not None and self._state.steps > self._spec.max_steps:
+                    raise RunFailure(
+                        f"the graph executed max_steps={self._spec.max_steps} nodes without "
+                        f"finishing (next was {node_id!r})"
+                    )
+                self._running[node_id] = asyncio.create_task(self._run_node(node_id))
+            if not self._running:
+                return
+            await workflow.wait_condition(lambda: bool(self._finished))
+            while self._finished:
+                node_id, error = self._finished.pop(0)
+                del self._running[node_id]
+                self._after(node_id, error)
+
+    async def _stop_running(self) -> None:
+        for task in self._running.values():
+            task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        self._running.clear()
+
+    # ---- edges ------------------------------------------------------------------------------
+
+    def _after(self, node_id: str, error: str | None) -> None:
+        outcome = "failure" if error else "success"
+        edges = self._plan.out_edges[node_id]
+        handled = error is None or any(
+            self._spec.edges[i].on in ("failure", "always") for i in edges
+        )
+        if not handled:
+            raise RunFailure(f"node {node_id!r} failed: {error}")
+        variables = self._variables()
+        for i in edges:
+            edge = self._spec.edges[i]
+            taken = edge.on in (outcome, "always")
+            if taken and edge.when is not None:
+                try:
+                    taken = bool(evaluate(edge.when, variables))
+                except ExpressionError as exc:
+                    raise RunFailure(f"edge {edge.source} -> {edge.target}: when {exc}") from None
+            if i in self._plan.back_edges:
+                if taken:
+                    self._loop_back(edge.target)
+                continue
+            self._edges[i] = TAKEN if taken else NOT_TAKEN
+            self._settle(edge.target)
+
+    def _settle(self, node_id: str) -> None:
+        """Once every forward edge into the node is resolved, run it or skip it."""
+        incoming = self._plan.forward_in[node_id]
+        if any(self._edges[i] == PENDING for i in incoming):
+            return
+        node = self._node_state[node_id]
+        if node.status is not NodeStatus.CREATED or node_id in self._ready:
+            return
+        if any(self._edges[i] == TAKEN for i in incoming):
+            self._ready.append(node_id)
+            return
+        self._update_status(node=node, node_status=NodeStatus.SKIPPED)
+        for i in self._plan.out_edges[node_id]:
+            if i not in self._plan.back_edges:
+                self._edges[i] = NOT_TAKEN
+                self._settle(self._spec.edges[i].target)
+
+    def _loop_back(self, target: str) -> None:
+        """Run `target` again, and reset what comes after it so that it can run again too."""
+        region = {target}
+        queue = [target]
+        while queue:
+            for i in self._plan.out_edges[queue.pop()]:
+                if i in self._plan.back_edges:
+                    continue
+                self._edges[i] = PENDING
+                nxt = self._spec.edges[i].target
+                if nxt not in region:
+                    region.add(nxt)
+                    queue.append(nxt)
+        for node_id in sorted(region):
+            if node_id in self._running:
+                continue
+            node = self._node_state[node_id]
+            if node.status is not NodeStatus.CREATED:
+                self._reset(node)
+        self._log_event("node", f"{target} runs again (loop)", node_id=target, status="looping")
+        if target not in self._ready and target not in self._running:
+            self._ready.append(target)
+
+    def _reset(self, node: NodeState) -> None:
+        # A new execution of the node in a loop: a fresh lifecycle, not a transition back.
+        node.status = NodeStatus.CREATED
+        node.started_at = node.ended_at = None
+        node.error = None
+        node.attempts = 0
+
+    # ---- nodes ------------------------------------------------------------------------------
+
+    def _variables(self) -> dict[str, Any]:
+        variables = dict(self._state.variables)
+        for node_id in self._plan.node_ids:
+            variables.setdefault(node_id, None)  # null while it has not run
+        return variables
+
+    async def _run_node(self, node_id: str) -> None:
+        spec = self._by_id[node_id]
+        node = self._node_state[node_id]
+        node.runs += 1
+        error: str | None = None
+        try:
+            self._update_status(node=node, node_status=NodeStatus.INITIALIZING)
+            try:
+                prepared = self._prepare(spec)
+            except ExpressionError as exc:
+                raise NodeFailed(f"expression {exc}") from None
+            self._update_status(node=node, node_status=NodeStatus.INITIALIZED)
+            self._update_status(node=node, node_status=NodeStatus.EXECUTING)
+            value, metadata = await self._execute(spec, node, prepared)
+        except NodeFailed as exc:
+            error = str(exc)
+            self._state.variables[node_id] = {
+                "value": None,
+                "metadata": {"status": "failed", "error": error, "runs": node.runs},
+            }
+            self._update_status(node=node, node_status=NodeStatus.FAILED, error=error)
+        except asyncio.CancelledError:
+            if node.status in (NodeStatus.INITIALIZING, NodeStatus.EXECUTING):
+                self._update_status(node=node, node_status=NodeStatus.CANCELLED)
+            raise
+        else:
+            metadata.update({"status": "completed", "runs": node.runs})
+            self._state.variables[node_id] = {"value": value, "metadata": metadata}
+            self._update_status(node=node, node_status=NodeStatus.COMPLETED)
+        self._finished.append((node_id, error))
+
+    def _prepare(self, spec: NodeSpec) -> dict[str, Any]:
+        """Evaluate the node's expressions and templates against the current variables."""
+        variables = self._variables()
+        config = spec.config
+        if spec.type == "llm":
+            return {"prompt": render(config["prompt"], variables)}
+        if spec.type == "tool":
+            args = {k: evaluate(v, variables) for k, v in (config.get("args") or {}).items()}
+            return {"tool": config["tool"], "args": args}
+        if spec.type == "condition":
+            return {"value": evaluate(config["expression"], variables)}
+        if spec.type == "transform":
+            return {"set": {k: evaluate(v, variables) for k, v in sorted(config["set"].items())}}
+        if spec.type == "human_input":
+            return {"question": render(config["question"], variables)}
+        if spec.type == "agent":
+            return {"query": render(config["query"], variables)}
+        raise NodeFailed(f"unknown node type {spec.type!r}")  # validation prevents this
+
+    async def _execute(
+        self, spec: NodeSpec, node: NodeState, prepared: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        if spec.type == "condition":
+            return prepared["value"], {}
+        if spec.type == "transform":
+            self._state.variables["vars"] = {**self._state.variables["vars"], **prepared["set"]}
+            return prepared["set"], {}
+        if spec.type == "human_input":
+            return {"text": await self._ask(spec.id, prepared["question"])}, {}
+        if spec.type == "agent":
+            return await self._child_agent(spec, node, prepared["query"])
+        if spec.type == "llm":
+            out = await self._activity(
+                spec,
+                node,
+                GraphNodeActivities.graph_llm,
+                CompleteInput(prompt=prepared["prompt"], node_id=spec.id),
+            )
+            self._state.usage.add(out.usage)
+            return {"text": out.text}, {"usage": out.usage.model_dump()}
+        result = await self._activity(
+            spec,
+            node,
+            ContextActivities.run_tool,
+            ToolCallInput(name=prepared["tool"], arguments=prepared["args"]),
+            defaults=timeouts.TOOL_CALL,
+        )
+        return {"result": result.result, "empty": result.empty}, {"tool": prepared["tool"]}
+
+    async def _activity(
+        self,
+        spec: NodeSpec,
+        node: NodeState,
+        method: Any,
+        arg: Any,
+        defaults: timeouts.ActivityOptions = timeouts.LLM_STAGE,
+    ) -> Any:
+        retry = defaults.retry
+        if spec.retry is not None:
+            retry = RetryPolicy(
+                initial_interval=timedelta(seconds=spec.retry.initial_interval),
+                backoff_coefficient=spec.retry.backoff,
+                maximum_attempts=spec.retry.max_attempts,
+                non_retryable_error_types=timeouts.NON_RETRYABLE,
+            )
+        start_to_close = (
+            timedelta(seconds=spec.timeout_s) if spec.timeout_s else defaults.start_to_close
+        )
+        try:
+            out = await workflow.execute_activity_method(
+                method,
+                arg,
+                start_to_close_timeout=start_to_close,
+                heartbeat_timeout=defaults.heartbeat,
+                retry_policy=retry,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=spec.id,
+            )
+        except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError):
+                raise asyncio.CancelledError() from None
+            node.attempts = _attempts(exc)
+            raise NodeFailed(failure_message(exc)) from None
+        node.attempts = getattr(out, "attempt", 1)
+        return out
+
+    async def _ask(self, node_id: str, question: str) -> str:
+        # One question at a time: parallel human_input nodes queue up.
+        await workflow.wait_condition(lambda: self._state.waiting_node is None)
+        state = self._state
+        state.waiting_node = node_id
+        state.question = question
+        state.waiting_since = workflow.now()
+        self._input_text = None
+        self._update_status(run=RunStatus.WAITING_FOR_INPUT, message=question)
+        self._log_event("question", question, question=question, node_id=node_id)
+        limit = timedelta(seconds=self._inp.input_timeout_s)
+        try:
+            await workflow.wait_condition(lambda: self._input_text is not None, timeout=limit)
+        except TimeoutError:
+            raise RunFailure(
+                f"no input arrived for node {node_id!r} within {int(limit.total_seconds())} "
+                "seconds; the run stopped waiting"
+            ) from None
+        finally:
+            state.waiting_node = None
+            state.waiting_since = None
+        text = self._input_text or ""
+        self._input_text = None
+        return text
+
+    async def _child_agent(
+        self, spec: NodeSpec, node: NodeState, query: str
+    ) -> tuple[Any, dict[str, Any]]:
+        child_id = f"{self._state.run_id}-{spec.id}-{node.runs}"
+        try:
+            result = await workflow.execute_child_workflow(
+                AgentWorkflow.run,
+                AgentInput(query=query, tenant=self._state.tenant),
+                id=child_id,
+            )
+        except ChildWorkflowError as exc:
+            raise NodeFailed(f"agent run {child_id} failed: {failure_message(exc)}") from None
+        self._state.usage.add(result.usage if result.usage else Usage())
+        return {"answer": result.answer, "status": result.status.value}, {"run_id": child_id}
+
+
+def _attempts(exc: ActivityError) -> int:
+    # Our activities put the attempt in the failure's details (activities.base.call).
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        detail = cause.details[0]
+        attempt = detail.get("attempt") if isinstance(detail, dict) else None
+        if isinstance(attempt, int):
+            return attempt
+    return 1
+
+
+__all__ = ["GraphSpec", "GraphWorkflow"]
