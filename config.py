@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # LLM and tools.
     llm: str = "offline"
     knowledge_dir: Path = PROJECT_ROOT / "activities" / "knowledge"
+    # The graph catalog (graphs/*.yaml|json) the gateway serves and starts by name.
+    graphs_dir: Path = PROJECT_ROOT / "graphs"
 
     # Worker.
     max_cached_workflows: int = 1000

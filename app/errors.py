@@ -6,6 +6,8 @@
     ├── InvalidState        409  the run exists but is in the wrong status for the request
     ├── InvalidInput        422  the body is well-formed JSON but its content is not acceptable
     ├── IdempotencyConflict 422  an Idempotency-Key reused with a different body
+    ├── InvalidGraph        422  a graph definition with problems (all listed in `details`)
+    ├── GraphNotFound       404  no graph of that name in the catalog
     └── TemporalUnavailable 503  Temporal (or a worker answering queries) cannot be reached
 
 413 (body over the limit) is answered by `app.limits.BodySizeLimit` before routing.
@@ -65,6 +67,23 @@ class InvalidInput(ApiError):
 class IdempotencyConflict(ApiError):
     status_code = 422
     code = "idempotency_key_reused"
+
+
+class InvalidGraph(ApiError):
+    status_code = 422
+    code = "invalid_graph"
+
+    def __init__(self, problems: Any) -> None:
+        details = [{"path": p.path, "message": p.message} for p in problems]
+        super().__init__(f"the graph has {len(details)} problem(s)", details)
+
+
+class GraphNotFound(ApiError):
+    status_code = 404
+    code = "graph_not_found"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"no graph named {name!r}; known: {', '.join(known)}", {"known": known})
 
 
 class TemporalUnavailable(ApiError):

@@ -12,9 +12,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from activities.tools.registry import default_registry
 from app.errors import install_error_handlers
+from app.graph_catalog import load_catalog
 from app.limits import BodySizeLimit
-from app.routes import events, health, runs
+from app.routes import events, graphs, health, runs
 from config import Settings, get_settings, parse_api_keys
 from temporal_client import connect, ensure_search_attributes
 
@@ -48,11 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = parse_api_keys(settings.api_keys)
+    app.state.tool_names = default_registry(settings.knowledge_dir).names()
+    app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(events.router)
+    app.include_router(graphs.router)
     return app
 
 

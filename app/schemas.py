@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 
-from workflows.state import AgentState, NodeStatus, RunStatus, Stage
+from workflows.graph_spec import GraphSpec
+from workflows.state import AgentState, GraphState, NodeStatus, RunStateBase, RunStatus, Stage
 
 _RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
 _RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
@@ -29,10 +30,32 @@ _FROM_TEMPORAL = {
 class RunCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"query": "What is 17 * 23?"}]},
+        json_schema_extra={
+            "examples": [
+                {"query": "What is 17 * 23?"},
+                {"graph": "triage", "input": {"ticket": "I was charged twice"}},
+            ]
+        },
     )
 
-    query: str = Field(min_length=1, description="What the agent should answer or do.")
+    query: str | None = Field(
+        default=None, min_length=1, description="An agent run: what it should answer or do."
+    )
+    graph: str | dict[str, Any] | None = Field(
+        default=None,
+        description="A graph run: the name of a catalog graph, or an inline graph definition.",
+    )
+    input: dict[str, Any] | None = Field(
+        default=None, description="A graph run's input (the `input` variable of its expressions)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RunCreate:
+        if (self.query is None) == (self.graph is None):
+            raise ValueError("give either `query` (an agent run) or `graph` (a graph run)")
+        if self.query is not None and self.input is not None:
+            raise ValueError("`input` belongs to graph runs; an agent run takes only `query`")
+        return self
 
 
 class RunCreated(BaseModel):
@@ -68,6 +91,9 @@ class NodeView(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     error: str | None
+    type: str | None = None
+    attempts: int = 0
+    runs: int = 0
 
 
 class UsageView(BaseModel):
@@ -89,44 +115,69 @@ class EventView(BaseModel):
 
 
 class RunView(BaseModel):
+    """A run's state. Agent runs fill `query`…`reflection_score`; graph runs fill
+    `graph`…`steps`."""
+
     run_id: str
     kind: str
-    query: str
     status: RunStatus
-    stage: Stage
-    intent: str | None
     question: str | None
-    answer: str | None
     errors: list[str]
     nodes: list[NodeView]
-    tool_calls: list[ToolCallView]
-    plan: list[str]
-    reflection_score: float | None
     usage: UsageView
     events: list[EventView]
     created_at: datetime
     updated_at: datetime
+    # agent runs
+    query: str | None = None
+    stage: Stage | None = None
+    intent: str | None = None
+    answer: str | None = None
+    tool_calls: list[ToolCallView] = Field(default_factory=list)
+    plan: list[str] = Field(default_factory=list)
+    reflection_score: float | None = None
+    # graph runs
+    graph: str | None = None
+    version: str | None = None
+    variables: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    waiting_node: str | None = None
+    steps: int | None = None
 
     @classmethod
-    def from_state(cls, state: AgentState) -> RunView:
+    def from_state(cls, state: RunStateBase) -> RunView:
+        common = {
+            "run_id": state.run_id,
+            "kind": state.kind,
+            "status": state.status,
+            "question": state.question,
+            "errors": state.errors,
+            "nodes": [NodeView.model_validate(n.model_dump()) for n in state.nodes],
+            "usage": UsageView.model_validate(state.usage.model_dump()),
+            "events": [EventView.model_validate(e.model_dump()) for e in state.events],
+            "created_at": state.created_at,
+            "updated_at": state.updated_at,
+        }
+        if isinstance(state, GraphState):
+            return cls(
+                **common,
+                graph=state.graph,
+                version=state.version,
+                variables=state.variables,
+                outputs=state.outputs,
+                waiting_node=state.waiting_node,
+                steps=state.steps,
+            )
+        assert isinstance(state, AgentState)
         return cls(
-            run_id=state.run_id,
-            kind=state.kind,
+            **common,
             query=state.query,
-            status=state.status,
             stage=state.stage,
             intent=state.intent,
-            question=state.question,
             answer=state.answer,
-            errors=state.errors,
-            nodes=[NodeView.model_validate(n.model_dump()) for n in state.nodes],
             tool_calls=[ToolCallView.model_validate(t.model_dump()) for t in state.tool_history],
             plan=state.plan,
             reflection_score=state.reflection.score if state.reflection else None,
-            usage=UsageView.model_validate(state.usage.model_dump()),
-            events=[EventView.model_validate(e.model_dump()) for e in state.events],
-            created_at=state.created_at,
-            updated_at=state.updated_at,
         )
 
 
@@ -167,6 +218,29 @@ class RunList(BaseModel):
     next_page_token: str | None = Field(
         description="Pass as `page_token` for the next page; null on the last page."
     )
+
+
+class GraphSummary(BaseModel):
+    name: str
+    version: str
+    description: str
+    nodes: int
+    entry: str
+
+    @classmethod
+    def from_spec(cls, spec: GraphSpec) -> GraphSummary:
+        return cls(
+            name=spec.name,
+            version=spec.version,
+            description=spec.description.strip(),
+            nodes=len(spec.nodes),
+            entry=spec.entry,
+        )
+
+
+class GraphValidation(BaseModel):
+    valid: bool
+    problems: list[dict[str, str]]
 
 
 class ErrorDetail(BaseModel):

@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributeKey,
@@ -25,6 +25,7 @@ from app.deps import AppSettings, TemporalClient
 from app.errors import (
     ApiError,
     IdempotencyConflict,
+    InvalidGraph,
     InvalidInput,
     InvalidState,
     TemporalUnavailable,
@@ -43,7 +44,9 @@ from app.schemas import (
 )
 from config import Settings
 from workflows.agent import AgentWorkflow
-from workflows.state import AgentInput, RunStatus, Stage, UserInput
+from workflows.graph import GraphWorkflow
+from workflows.graph_spec import GraphSpec, validate
+from workflows.state import AgentInput, GraphInput, RunStatus, Stage, UserInput
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -59,7 +62,7 @@ RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
 TENANT = SearchAttributeKey.for_keyword("Tenant")
 REQUEST_HASH_MEMO = "request_sha256"
 # The workflow types whose runs this API lists.
-RUN_WORKFLOW_TYPES = ("AgentWorkflow",)
+RUN_WORKFLOW_TYPES = ("AgentWorkflow", "GraphWorkflow")
 
 
 def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInput:
@@ -75,13 +78,31 @@ def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInpu
     )
 
 
+def _graph_spec(graph: str | dict[str, Any] | None, request: Request) -> GraphSpec:
+    """The catalog graph of that name, or the inline definition once validated (all problems
+    at once, 422, before anything starts)."""
+    if isinstance(graph, str):
+        catalog: dict[str, GraphSpec] = request.app.state.graphs
+        if graph not in catalog:
+            raise InvalidInput(
+                f"no graph named {graph!r} in the catalog; known: {', '.join(sorted(catalog))}",
+                [{"path": "body.graph"}],
+            )
+        return catalog[graph]
+    checked = validate(graph, request.app.state.tool_names)
+    if not checked.ok or checked.spec is None:
+        raise InvalidGraph(checked.problems)
+    return checked.spec
+
+
 def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttributes:
     # Set at start so that a new run is listed (and filtered) before its first workflow task.
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(RUN_STATUS, RunStatus.PENDING.value),
-        SearchAttributePair(RUN_STAGE, Stage.INTENT.value),
         SearchAttributePair(RUN_KIND, kind),
     ]
+    if kind == "agent":
+        pairs.append(SearchAttributePair(RUN_STAGE, Stage.INTENT.value))
     if tenant is not None:
         pairs.append(SearchAttributePair(TENANT, tenant))
     return TypedSearchAttributes(pairs)
@@ -92,10 +113,11 @@ def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttr
     status_code=status.HTTP_201_CREATED,
     response_model=RunCreated,
     responses={**ERRORS, 200: {"model": RunCreated, "description": "Idempotent replay"}},
-    summary="Start an agent run",
+    summary="Start an agent run (`query`) or a graph run (`graph` + `input`)",
 )
 async def create_run(
     body: RunCreate,
+    request: Request,
     response: Response,
     client: TemporalClient,
     settings: AppSettings,
@@ -110,11 +132,26 @@ async def create_run(
         ),
     ] = None,
 ) -> RunCreated:
-    if not body.query.strip():
-        raise InvalidInput("query must not be blank", [{"path": "body.query"}])
-    if len(body.query) > settings.max_query_chars:
-        raise InvalidInput(
-            f"query is longer than {settings.max_query_chars} characters", [{"path": "body.query"}]
+    workflow_run: Any
+    workflow_input: Any
+    if body.query is not None:
+        if not body.query.strip():
+            raise InvalidInput("query must not be blank", [{"path": "body.query"}])
+        if len(body.query) > settings.max_query_chars:
+            raise InvalidInput(
+                f"query is longer than {settings.max_query_chars} characters",
+                [{"path": "body.query"}],
+            )
+        kind, workflow_run = "agent", AgentWorkflow.run
+        workflow_input = agent_input(body.query, settings, tenant)
+    else:
+        kind, workflow_run = "graph", GraphWorkflow.run
+        workflow_input = GraphInput(
+            spec=_graph_spec(body.graph, request),
+            input=body.input or {},
+            tenant=tenant,
+            input_timeout_s=settings.input_timeout_s,
+            max_input_chars=settings.max_input_chars,
         )
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     if idempotency_key is None:
@@ -125,12 +162,12 @@ async def create_run(
         run_id = f"run-{digest[:32]}"
     try:
         await client.start_workflow(
-            AgentWorkflow.run,
-            agent_input(body.query, settings, tenant),
+            workflow_run,
+            workflow_input,
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=_initial_search_attributes("agent", tenant),
+            search_attributes=_initial_search_attributes(kind, tenant),
             memo={REQUEST_HASH_MEMO: request_hash},
             rpc_timeout=timedelta(seconds=settings.query_timeout_s),
         )
