@@ -17,17 +17,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.llm import OfflineProvider
 from activities.models import PlanInput, PlanOutput
-from config import Settings
+from config import PROJECT_ROOT, Settings
 from devstack.processes import dev_server_command, free_port, port_open, start, stop, wait_until
 from temporal_client import connect, ensure_search_attributes
 from worker import build_worker
 from workflows.agent import AgentWorkflow
-from workflows.state import AgentInput, AgentState, RunStatus, UserInput
+from workflows.graph import GraphWorkflow
+from workflows.graph_spec import validate
+from workflows.state import AgentInput, AgentState, GraphInput, RunStatus, UserInput
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 
@@ -138,6 +141,35 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
 }
 
 
+async def _graph(
+    c: Client, tq: str, name: str, graph_input: dict[str, Any], answer: str | None = None
+) -> WorkflowHandle[Any, Any]:
+    data = yaml.safe_load((PROJECT_ROOT / "graphs" / f"{name}.yaml").read_text())
+    spec = validate(data, ["calculator", "search_docs"]).spec
+    assert spec is not None
+    h = await c.start_workflow(
+        GraphWorkflow.run,
+        GraphInput(spec=spec, input=graph_input),
+        id=f"replay-graph-{uuid.uuid4().hex}",
+        task_queue=tq,
+    )
+    if answer is not None:
+        for _ in range(300):
+            state = await h.query(GraphWorkflow.get_state)
+            if state.status is RunStatus.WAITING_FOR_INPUT:
+                break
+            await asyncio.sleep(0.05)
+        await h.execute_update(GraphWorkflow.submit_input, UserInput(text=answer))
+    return h
+
+
+GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
+    "triage": lambda c, tq: _graph(c, tq, "triage", {"ticket": "refund please"}),
+    "draft_review_loop": lambda c, tq: _graph(c, tq, "draft_review", {"topic": "tea"}),
+    "approval_input": lambda c, tq: _graph(c, tq, "approval", {"announcement": "v2"}, "yes"),
+}
+
+
 async def record(address: str) -> None:
     settings = Settings(temporal_address=address, task_queue=f"record-{uuid.uuid4().hex}")
     client = await connect(settings)
@@ -153,6 +185,12 @@ async def record(address: str) -> None:
             ).fetch_history()
             (HISTORIES / f"agent_{name}.json").write_text(history.to_json())
             sys.stdout.write(f"recorded agent_{name}.json ({len(history.events)} events)\n")
+        for name, graph_scenario in GRAPH_SCENARIOS.items():
+            handle = await graph_scenario(client, settings.task_queue)
+            await _finish(handle)
+            history = await handle.fetch_history()
+            (HISTORIES / f"graph_{name}.json").write_text(history.to_json())
+            sys.stdout.write(f"recorded graph_{name}.json ({len(history.events)} events)\n")
     tq = f"record-{uuid.uuid4().hex}"
     settings = settings.model_copy(update={"task_queue": tq})
     async with build_worker(client, settings, provider=_BrokenPlanner()):

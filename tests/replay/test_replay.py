@@ -15,8 +15,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.agent import AgentWorkflow
+from workflows.graph import GraphWorkflow
 
-HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("agent_*.json"))
+HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
 
 
 def test_every_path_has_a_recorded_history() -> None:
@@ -33,6 +34,9 @@ def test_every_path_has_a_recorded_history() -> None:
         "agent_input_timeout",
         "agent_continue_as_new",
         "agent_activity_failure",
+        "graph_triage",
+        "graph_draft_review_loop",
+        "graph_approval_input",
     } <= names
 
 
@@ -43,7 +47,9 @@ def _load(path: Path) -> WorkflowHistory:
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
     history = _load(path)
-    replayer = Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[AgentWorkflow, GraphWorkflow], data_converter=pydantic_data_converter
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
     assert len(history.events) > 3
