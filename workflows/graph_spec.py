@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import cel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 NODE_TYPES = ("llm", "tool", "condition", "transform", "human_input", "agent")
@@ -140,7 +141,7 @@ def validate(data: Any, tools: Collection[str]) -> Validation:
             if spec.entry
             else Problem("entry", "entry is missing")
         )
-    names = BUILTIN_NAMES | ids.keys()
+    names = frozenset(BUILTIN_NAMES | ids.keys())
     for path, source in _expressions(spec):
         problems.extend(_check_expression(path, source, names))
     plan = None
@@ -258,9 +259,7 @@ def _expressions(spec: GraphSpec) -> Iterator[tuple[str, str]]:
                     yield f"{where}.{key}{{{{{j}}}}}", match.group(1).strip()
 
 
-def _check_expression(path: str, source: str, names: frozenset[str] | set[str]) -> list[Problem]:
-    import cel  # imported here: the gateway may validate without the worker's imports
-
+def _check_expression(path: str, source: str, names: frozenset[str]) -> list[Problem]:
     if not source.strip():
         return [Problem(path, "expression is empty")]
     try:
@@ -268,7 +267,7 @@ def _check_expression(path: str, source: str, names: frozenset[str] | set[str]) 
     except (ValueError, RuntimeError) as exc:
         message = str(exc).replace("\n", " ")
         return [Problem(path, f"expression does not compile: {message}")]
-    unknown = sorted(set(program.variables()) - set(names))
+    unknown = sorted(v for v in program.variables() if v not in names)
     if unknown:
         return [
             Problem(
