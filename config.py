@@ -57,12 +57,17 @@ class Settings(BaseSettings):
     # LLM and tools.
     llm: str = "offline"
     knowledge_dir: Path = PROJECT_ROOT / "activities" / "knowledge"
+    # Where the `append_note` tool writes.
+    notes_file: Path = PROJECT_ROOT / ".data" / "notes.txt"
     # The graph catalog (graphs/*.yaml|json) the gateway serves and starts by name.
     graphs_dir: Path = PROJECT_ROOT / "graphs"
 
     # Worker.
     max_cached_workflows: int = 1000
     max_concurrent_activities: int = 100
+    # When a worker dies, its cached runs' next tasks wait this long on its sticky queue before
+    # any worker may take them (the SDK default is 10 s).
+    sticky_schedule_to_start_s: float = 3.0
 
 
 def parse_api_keys(spec: str | None) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -51,10 +52,14 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=agent_activities(
-            provider or build_provider(settings), tools or default_registry(settings.knowledge_dir)
+            provider or build_provider(settings),
+            tools or default_registry(settings.knowledge_dir, settings.notes_file),
         ),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_schedule_to_start_s
+        ),
     )
 
 

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = parse_api_keys(settings.api_keys)
-    app.state.tool_names = default_registry(settings.knowledge_dir).names()
+    app.state.tool_names = default_registry(settings.knowledge_dir, settings.notes_file).names()
     app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

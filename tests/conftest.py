@@ -52,8 +52,12 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 
 
 @pytest.fixture
-def settings(dev_server: DevServer) -> Settings:
-    return Settings(temporal_address=dev_server.address, task_queue=f"tq-{uuid.uuid4().hex}")
+def settings(dev_server: DevServer, tmp_path: Path) -> Settings:
+    return Settings(
+        temporal_address=dev_server.address,
+        task_queue=f"tq-{uuid.uuid4().hex}",
+        notes_file=tmp_path / "notes.txt",
+    )
 
 
 @pytest.fixture

@@ -77,8 +77,18 @@ class ToolRegistry:
         return name in self._tools
 
 
-def default_registry(knowledge_dir: Any) -> ToolRegistry:
-    from activities.tools.calculator import calculator_tool
-    from activities.tools.search_docs import search_docs_tool
+def default_registry(knowledge_dir: Any, notes_file: Any = None) -> ToolRegistry:
+    import tempfile
+    from pathlib import Path
 
-    return ToolRegistry([calculator_tool(), search_docs_tool(knowledge_dir)])
+    from activities.tools.calculator import calculator_tool
+    from activities.tools.notes import append_note_tool
+    from activities.tools.search_docs import search_docs_tool
+    from activities.tools.wait import wait_tool
+
+    notes = (
+        Path(notes_file) if notes_file else Path(tempfile.gettempdir()) / "durable-agent-notes.txt"
+    )
+    return ToolRegistry(
+        [calculator_tool(), search_docs_tool(knowledge_dir), append_note_tool(notes), wait_tool()]
+    )

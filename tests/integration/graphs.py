@@ -39,7 +39,7 @@ async def _slow(args: NoArgs, ctx: ToolContext) -> ToolResult:
 
 
 def misbehaving_tools(settings: Settings) -> ToolRegistry:
-    registry = default_registry(settings.knowledge_dir)
+    registry = default_registry(settings.knowledge_dir, settings.notes_file)
     for name, func in (("flaky", _flaky), ("broken", _broken), ("slow", _slow)):
         registry.register(Tool(name=name, description=name, args_model=NoArgs, func=func))
     return registry
