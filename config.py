@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     # Seconds between keep-alive comments on an idle event stream.
     sse_ping_s: float = 15.0
+    # How often an event stream asks the run for new events (a read-only query).
+    sse_poll_interval_s: float = 0.1
     # "key1:tenant1,key2:tenant2". Unset: no authentication (the local dev set-up).
     api_keys: str | None = Field(default=None, repr=False)
 

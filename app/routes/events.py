@@ -1,6 +1,7 @@
 """GET /api/v1/runs/{run_id}/events: the run's durable event stream as Server-Sent Events.
 
-Each event's `id` is its offset in the run's stream (`temporalio.contrib.workflow_streams`), so a
+Each event's `id` is its offset in the run's stream (`temporalio.contrib.workflow_streams`, read
+through its query: see `app.event_stream`), so a
 client that reconnects with `Last-Event-ID: <id>` gets exactly the events after it — from any
 gateway process, including one started after the previous one was killed.
 """
@@ -13,15 +14,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError
 
 from app.auth import Tenant
 from app.deps import AppSettings, TemporalClient
 from app.errors import InvalidInput
+from app.event_stream import StreamUnavailable, follow_events
 from app.routes.runs import ERRORS, RunId
 from app.run_access import load_run
-from workflows.state import EVENTS_TOPIC, StreamEvent
 
 router = APIRouter(prefix="/api/v1/runs", tags=["events"])
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def _start_offset(last_event_id: str | None, from_offset: int | None) -> int:
     response_class=EventSourceResponse,
     summary="Stream the run's events (Server-Sent Events; resume with Last-Event-ID)",
 )
-async def run_events(
+async def stream_run_events(
     run_id: RunId,
     request: Request,
     client: TemporalClient,
@@ -62,18 +62,22 @@ async def run_events(
 ) -> EventSourceResponse:
     await load_run(client, run_id, settings, tenant)  # 404 / 503 before the stream starts
     start = _start_offset(last_event_id, from_offset)
-    topic = WorkflowStreamClient.create(client, run_id).topic(EVENTS_TOPIC, type=StreamEvent)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
-            async for item in topic.subscribe(from_offset=start):
-                event = item.data
+            async for offset, event in follow_events(
+                client,
+                run_id,
+                start,
+                interval=settings.sse_poll_interval_s,
+                query_timeout=settings.query_timeout_s,
+            ):
                 yield ServerSentEvent(
-                    id=str(item.offset), event=event.type, data=event.model_dump_json()
+                    id=str(offset), event=event.type, data=event.model_dump_json()
                 )
                 if event.type == TERMINAL_EVENT:
                     return
-        except (RPCError, RuntimeError) as exc:
+        except (StreamUnavailable, RPCError) as exc:
             # The client reconnects with Last-Event-ID and loses nothing.
             logger.warning("event stream of %s interrupted: %s", run_id, exc)
 

@@ -1,0 +1,495 @@
+"""The chaos driver: start runs of every kind, SIGKILL our processes and the Temporal server at
+random moments, restart them, and check that no run lost, repeated or garbled anything.
+
+    python -m tests.chaos.driver --runs 500 --seed 7        # or: make chaos N=500
+
+Everything is real: a dev server on a file database, two worker processes, a gateway process,
+clients over HTTP and SSE. The schedule of runs, kills and answers is drawn from the seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from config import PROJECT_ROOT
+from devstack.processes import (
+    dev_server_command,
+    free_port,
+    kill,
+    port_open,
+    start,
+    stop,
+    wait_until,
+)
+
+CITIES = ["Lisbon", "Oslo", "Quito", "Hanoi", "Accra", "Lima", "Perth", "Tartu"]
+
+CHAOS_GRAPH: dict[str, Any] = {
+    "name": "chaos_graph",
+    "entry": "note",
+    "nodes": [
+        {
+            "id": "note",
+            "type": "tool",
+            "config": {"tool": "append_note", "args": {"text": '"token " + input.token'}},
+        },
+        {
+            "id": "work",
+            "type": "tool",
+            "config": {"tool": "wait", "args": {"seconds": "input.seconds"}},
+        },
+        {
+            "id": "approve",
+            "type": "human_input",
+            "config": {"question": "Approve {{ input.token }}?"},
+        },
+        {
+            "id": "done",
+            "type": "transform",
+            "config": {
+                "set": {"answer": '"approved " + input.token + " by " + approve.value.text'}
+            },
+        },
+    ],
+    "edges": [
+        {"source": "note", "target": "work"},
+        {"source": "work", "target": "approve"},
+        {"source": "approve", "target": "done"},
+    ],
+}
+
+LONG_GRAPH: dict[str, Any] = {
+    "name": "long_work",
+    "entry": "work",
+    "nodes": [
+        {
+            "id": "work",
+            "type": "tool",
+            "config": {"tool": "wait", "args": {"seconds": "input.seconds"}},
+        },
+        {"id": "fin", "type": "transform", "config": {"set": {"answer": '"finished"'}}},
+    ],
+    "edges": [{"source": "work", "target": "fin"}],
+}
+
+
+@dataclass
+class Plan:
+    key: str
+    kind: str
+    body: dict[str, Any]
+    expect: str  # a substring of the answer (agent) or the exact output (graph)
+    answer_input: str | None = None
+    token: str | None = None
+    run_id: str | None = None
+    events: list[tuple[int, str, str, float]] = field(default_factory=list)
+    input_sent_at: float | None = None
+
+
+def make_plans(n: int, rng: random.Random) -> list[Plan]:
+    plans = []
+    for i in range(n):
+        kind = rng.choice(["chat", "calc", "question", "graph_human", "long"])
+        key = f"chaos-{i}-{uuid.uuid4().hex[:8]}"
+        if kind == "chat":
+            plans.append(Plan(key, kind, {"query": "hello"}, "Hello"))
+        elif kind == "calc":
+            a, b = rng.randint(2, 999), rng.randint(2, 999)
+            plans.append(Plan(key, kind, {"query": f"What is {a} * {b}?"}, str(a * b)))
+        elif kind == "question":
+            city, days = rng.choice(CITIES), rng.randint(2, 9)
+            text = f"{days} days in {city}"
+            plans.append(Plan(key, kind, {"query": f"Plan my trip to {city}"}, text, text))
+        elif kind == "graph_human":
+            token, text = uuid.uuid4().hex[:10], rng.choice(["ana", "bo", "cy"])
+            body = {"graph": CHAOS_GRAPH, "input": {"token": token, "seconds": rng.uniform(1, 3)}}
+            plans.append(Plan(key, kind, body, f"approved {token} by {text}", text, token))
+        else:
+            body = {"graph": LONG_GRAPH, "input": {"seconds": rng.uniform(3, 6)}}
+            plans.append(Plan(key, kind, body, "finished"))
+    return plans
+
+
+class Cluster:
+    """Our processes and the Temporal server, each killable and restartable."""
+
+    def __init__(self, folder: Path, workers: int = 2) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.http_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.notes = folder / "notes.txt"
+        self.env = {
+            "DURABLE_AGENT_TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}",
+            "DURABLE_AGENT_TASK_QUEUE": f"chaos-{uuid.uuid4().hex}",
+            "DURABLE_AGENT_NOTES_FILE": str(self.notes),
+        }
+        self.server: Popen[bytes] | None = None
+        self.workers: list[Popen[bytes] | None] = [None] * workers
+        self.gateway: Popen[bytes] | None = None
+        self.logs = 0
+
+    def _log(self, name: str) -> Path:
+        self.logs += 1
+        return self.folder / f"{self.logs:03d}-{name}.log"
+
+    def start_server(self) -> None:
+        cmd = dev_server_command(self.folder / "temporal.db", "127.0.0.1", self.port, None)
+        self.server = start(cmd, log=self._log("temporal"))
+        wait_until(
+            lambda: port_open("127.0.0.1", self.port),
+            timeout=30,
+            what="dev server",
+            proc=self.server,
+        )
+
+    def start_worker(self, index: int) -> None:
+        self.workers[index] = start(
+            [sys.executable, "worker.py"],
+            env=self.env,
+            log=self._log(f"worker{index}"),
+            cwd=PROJECT_ROOT,
+        )
+
+    def start_gateway(self) -> None:
+        self.gateway = start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.http_port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            log=self._log("gateway"),
+            cwd=PROJECT_ROOT,
+        )
+        wait_until(
+            lambda: port_open("127.0.0.1", self.http_port),
+            timeout=60,
+            what="gateway",
+            proc=self.gateway,
+        )
+
+    def start_all(self) -> None:
+        self.start_server()
+        for i in range(len(self.workers)):
+            self.start_worker(i)
+        self.start_gateway()
+
+    def stop_all(self) -> None:
+        for proc in [self.gateway, *self.workers, self.server]:
+            if proc is not None:
+                stop(proc)
+
+
+@dataclass
+class Report:
+    runs: int
+    kills: dict[str, int]
+    lost: list[str]
+    duplicated: list[str]
+    wrong: list[str]
+    stalls: dict[str, list[float]]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.wrong)
+
+    def summary(self) -> str:
+        every = [s for values in self.stalls.values() for s in values]
+        p95 = _pct(every, 95)
+        return (
+            f"chaos: runs={self.runs} kills={sum(self.kills.values())} lost={len(self.lost)} "
+            f"duplicated={len(self.duplicated)} wrong={len(self.wrong)} "
+            f"recovered_p95={p95:.1f}s"
+        )
+
+    def details(self) -> str:
+        lines = [f"  kills by kind: {self.kills}; suite {self.seconds:.0f}s"]
+        for kind, values in self.stalls.items():
+            if values:
+                lines.append(
+                    f"  stall after {kind} kill: p50 {_pct(values, 50):.1f}s "
+                    f"p95 {_pct(values, 95):.1f}s over {len(values)} runs in flight"
+                )
+        for name in ("lost", "duplicated", "wrong"):
+            for problem in getattr(self, name)[:10]:
+                lines.append(f"  {name}: {problem}")
+        return "\n".join(lines)
+
+
+def _pct(values: list[float], q: int) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+class Driver:
+    def __init__(self, cluster: Cluster, plans: list[Plan], rng: random.Random) -> None:
+        self.cluster = cluster
+        self.plans = plans
+        self.rng = rng
+        self.http = httpx.AsyncClient(base_url=cluster.base_url, timeout=httpx.Timeout(10))
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Retry through outages: connection errors and 503 mean 'try again'."""
+        while True:
+            try:
+                response = await self.http.request(method, path, **kwargs)
+                if response.status_code != 503:
+                    return response
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+
+    async def start_run(self, plan: Plan) -> None:
+        # The Idempotency-Key makes a retried start (the gateway died mid-request) safe.
+        response = await self._request(
+            "POST", "/api/v1/runs", json=plan.body, headers={"Idempotency-Key": plan.key}
+        )
+        assert response.status_code in (200, 201), response.text
+        plan.run_id = response.json()["run_id"]
+
+    async def follow(self, plan: Plan) -> None:
+        """Read the run's events to its result, reconnecting with Last-Event-ID."""
+        timeout = httpx.Timeout(10, read=60)
+        while True:
+            headers = {}
+            if plan.events:
+                headers["Last-Event-ID"] = str(plan.events[-1][0])
+            try:
+                async with aconnect_sse(
+                    self.http,
+                    "GET",
+                    f"/api/v1/runs/{plan.run_id}/events",
+                    headers=headers,
+                    timeout=timeout,
+                ) as source:
+                    if source.response.status_code == 200:
+                        async for sse in source.aiter_sse():
+                            event = json.loads(sse.data)
+                            plan.events.append((int(sse.id), event["type"], sse.data, time.time()))
+                            if event["type"] == "question" and plan.answer_input:
+                                asyncio.get_running_loop().create_task(self.answer(plan))
+                            if event["type"] == "result":
+                                return
+            except (httpx.TransportError, httpx.RemoteProtocolError):
+                pass
+            await asyncio.sleep(0.2)
+
+    async def answer(self, plan: Plan) -> None:
+        if plan.input_sent_at is not None:
+            return
+        plan.input_sent_at = time.time()
+        await asyncio.sleep(self.rng.uniform(0, 4))  # let it wait through some chaos
+        while True:
+            response = await self._request(
+                "POST", f"/api/v1/runs/{plan.run_id}/input", json={"text": plan.answer_input}
+            )
+            if response.status_code in (200, 409):
+                # 409: our earlier attempt landed but its answer was lost with the gateway.
+                return
+            await asyncio.sleep(0.2)
+
+    async def chaos(
+        self, kills_per_kind: int, window: float
+    ) -> tuple[dict[str, int], list[tuple[str, float]]]:
+        schedule = sorted(
+            (self.rng.uniform(1.0, window), kind)
+            for kind in ("worker", "gateway", "server")
+            for _ in range(kills_per_kind)
+        )
+        began = time.monotonic()
+        done: list[tuple[str, float]] = []
+        counts = {"worker": 0, "gateway": 0, "server": 0}
+        for at, kind in schedule:
+            await asyncio.sleep(max(0.0, at - (time.monotonic() - began)))
+            await asyncio.to_thread(self._kill_and_restart, kind, done)
+            counts[kind] += 1
+        return counts, done
+
+    def _kill_and_restart(self, kind: str, done: list[tuple[str, float]]) -> None:
+        c = self.cluster
+        if kind == "worker":
+            index = self.rng.randrange(len(c.workers))
+            proc = c.workers[index]
+            assert proc is not None
+            kill(proc)
+            done.append((kind, time.time()))
+            time.sleep(self.rng.uniform(0.5, 2.0))
+            c.start_worker(index)
+        elif kind == "gateway":
+            assert c.gateway is not None
+            kill(c.gateway)
+            done.append((kind, time.time()))
+            c.start_gateway()
+        else:
+            assert c.server is not None
+            kill(c.server)
+            done.append((kind, time.time()))
+            time.sleep(self.rng.uniform(0.5, 1.5))
+            c.start_server()
+
+    async def verify(self, plan: Plan) -> tuple[str | None, str | None, str | None]:
+        """(lost, duplicated, wrong) problems of one run, or None each."""
+        state = (await self._request("GET", f"/api/v1/runs/{plan.run_id}")).json()
+        if state.get("status") != "completed":
+            return (
+                f"{plan.key} ({plan.kind}) ended {state.get('status')}: {state.get('errors')}",
+                None,
+                None,
+            )
+        full = await read_all(self.cluster.base_url, plan.run_id or "")
+        seen = [(i, t, d) for i, t, d, _ in plan.events]
+        if seen != full:
+            ids = [i for i, _, _ in seen]
+            kind = "duplicated" if len(ids) != len(set(ids)) else "lost"
+            message = f"{plan.key} SSE client saw {len(seen)} events, stream has {len(full)}"
+            return (message, None, None) if kind == "lost" else (None, message, None)
+        wrong = None
+        if plan.kind in ("chat", "calc", "question"):
+            if plan.expect not in (state.get("answer") or ""):
+                wrong = f"{plan.key}: answer {state.get('answer')!r} lacks {plan.expect!r}"
+            if plan.answer_input and state.get("events") is not None:
+                inputs = [e for e in state["events"] if e["message"] == "running: input received"]
+                if len(inputs) != 1:
+                    return None, f"{plan.key}: input applied {len(inputs)} times", None
+        else:
+            outputs = state.get("outputs") or {}
+            sink = "done" if plan.kind == "graph_human" else "fin"
+            got = (outputs.get(sink) or {}).get("value", {}).get("answer")
+            if got != plan.expect:
+                wrong = f"{plan.key}: output {got!r}, expected {plan.expect!r}"
+            if plan.kind == "graph_human":
+                runs = {n["id"]: n["runs"] for n in state["nodes"]}
+                if runs["approve"] != 1:
+                    return None, f"{plan.key}: human input asked {runs['approve']} times", None
+                notes = self.cluster.notes.read_text() if self.cluster.notes.exists() else ""
+                written = sum(1 for line in notes.splitlines() if plan.token and plan.token in line)
+                if written != 1:
+                    return None, f"{plan.key}: side effect applied {written} times", None
+        return None, None, wrong
+
+
+async def read_all(base_url: str, run_id: str) -> list[tuple[int, str, str]]:
+    events = []
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30)) as http,
+        aconnect_sse(http, "GET", f"/api/v1/runs/{run_id}/events") as source,
+    ):
+        async for sse in source.aiter_sse():
+            events.append((int(sse.id), json.loads(sse.data)["type"], sse.data))
+            if json.loads(sse.data)["type"] == "result":
+                break
+    return events
+
+
+def _stalls(plans: list[Plan], kills: list[tuple[str, float]]) -> dict[str, list[float]]:
+    """Per kill: for each run in flight (started, not finished, not waiting for a person), the
+    time from the kill to the run's next event at its client."""
+    stalls: dict[str, list[float]] = {"worker": [], "gateway": [], "server": []}
+    for kind, at in kills:
+        for plan in plans:
+            before = [e for e in plan.events if e[3] < at]
+            after = [e for e in plan.events if e[3] >= at]
+            if not before or not after or before[-1][1] == "result":
+                continue
+            last_status = next(
+                (
+                    json.loads(e[2])["data"].get("status")
+                    for e in reversed(before)
+                    if e[1] == "status"
+                ),
+                None,
+            )
+            waiting_person = last_status == "waiting_for_input" and (
+                plan.input_sent_at is None or plan.input_sent_at > at
+            )
+            if waiting_person:
+                continue
+            stalls[kind].append(after[0][3] - at)
+    return stalls
+
+
+async def run_chaos(
+    runs: int, seed: int, kills_per_kind: int, folder: Path, deadline_s: float = 600
+) -> Report:
+    rng = random.Random(seed)
+    cluster = Cluster(folder)
+    began = time.monotonic()
+    await asyncio.to_thread(cluster.start_all)
+    driver = Driver(cluster, make_plans(runs, rng), rng)
+    try:
+        window = max(10.0, min(60.0, runs * 0.3))
+        chaos = asyncio.create_task(driver.chaos(kills_per_kind, window))
+        semaphore = asyncio.Semaphore(50)
+
+        async def one(plan: Plan) -> None:
+            async with semaphore:
+                await asyncio.sleep(rng.uniform(0, window * 0.6))
+                await driver.start_run(plan)
+                await driver.follow(plan)
+
+        await asyncio.wait_for(
+            asyncio.gather(*(one(p) for p in driver.plans), chaos), timeout=deadline_s
+        )
+        counts, kills = chaos.result()
+        lost, duplicated, wrong = [], [], []
+        for plan in driver.plans:
+            problems = await driver.verify(plan)
+            for bucket, problem in zip((lost, duplicated, wrong), problems, strict=True):
+                if problem:
+                    bucket.append(problem)
+        return Report(
+            runs,
+            counts,
+            lost,
+            duplicated,
+            wrong,
+            _stalls(driver.plans, kills),
+            time.monotonic() - began,
+        )
+    finally:
+        await driver.http.aclose()
+        await asyncio.to_thread(cluster.stop_all)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--kills", type=int, default=5, help="kills of each kind")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = asyncio.run(run_chaos(args.runs, seed, args.kills, Path(tmp), deadline_s=3600))
+    sys.stdout.write(f"{report.summary()} seed={seed}\n{report.details()}\n")
+    sys.exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    main()
