@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: up test lint install record-histories clean
+.PHONY: up test lint install record-histories chaos clean
+
+N ?= 500
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -24,6 +26,9 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy config.py worker.py temporal_client.py app activities workflows devstack cli
+
+chaos: install
+	$(PY) -m tests.chaos.driver --runs $(N)
 
 record-histories: install
 	$(PY) -m tests.replay.record

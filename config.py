@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Worker.
     max_cached_workflows: int = 1000
     max_concurrent_activities: int = 100
+    # A workflow task on a worker that died is retried elsewhere after this (Temporal's default is
+    # 10 s); runs take it from their start options.
+    workflow_task_timeout_s: float = 5.0
     # When a worker dies, its cached runs' next tasks wait this long on its sticky queue before
     # any worker may take them (the SDK default is 10 s).
     sticky_schedule_to_start_s: float = 3.0

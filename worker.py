@@ -66,13 +66,15 @@ def build_worker(
 async def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    client = await connect(settings)
-    await ensure_search_attributes(client, settings.namespace)
-    worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    client = await _connect_when_reachable(settings, stop)
+    if client is None:
+        return
+    await ensure_search_attributes(client, settings.namespace)
+    worker = build_worker(client, settings)
     logger.info(
         "worker polling task queue %r on %s (namespace %s, llm %s)",
         settings.task_queue,
@@ -83,6 +85,27 @@ async def main() -> None:
     async with worker:
         await stop.wait()
         logger.info("worker shutting down")
+
+
+async def _connect_when_reachable(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """Connect, waiting out an unreachable Temporal (a restart, a deploy) instead of exiting."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return await connect(settings)
+        except RuntimeError as exc:
+            logger.warning(
+                "Temporal at %s is not reachable (%s); retrying in %.1fs",
+                settings.temporal_address,
+                str(exc).splitlines()[0],
+                delay,
+            )
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            pass
+        delay = min(delay * 2, 10)
+    return None
 
 
 if __name__ == "__main__":

@@ -391,6 +391,7 @@ class GraphWorkflow(RunControl):
                 AgentWorkflow.run,
                 AgentInput(query=query, tenant=self._state.tenant),
                 id=child_id,
+                task_timeout=workflow.info().task_timeout,
             )
         except ChildWorkflowError as exc:
             raise NodeFailed(f"agent run {child_id} failed: {failure_message(exc)}") from None

@@ -169,6 +169,7 @@ async def create_run(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=_initial_search_attributes(kind, tenant),
             memo={REQUEST_HASH_MEMO: request_hash},
+            task_timeout=timedelta(seconds=settings.workflow_task_timeout_s),
             rpc_timeout=timedelta(seconds=settings.query_timeout_s),
         )
     except WorkflowAlreadyStartedError:
