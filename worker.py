@@ -46,11 +46,12 @@ def build_worker(
     provider: LLMProvider | None = None,
     tools: ToolRegistry | None = None,
     task_queue: str | None = None,
+    workflows: list[type] | None = None,
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
+        workflows=workflows or WORKFLOWS,
         activities=agent_activities(
             provider or build_provider(settings),
             tools or default_registry(settings.knowledge_dir, settings.notes_file),

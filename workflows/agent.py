@@ -60,6 +60,8 @@ MAX_EVENTS = 500
 # Stream items retained across continue-as-new; older offsets are dropped (a reconnecting client
 # that asks for one is moved to the oldest retained item).
 MAX_STREAM_ITEMS = 2000
+# workflow.patched() ids: one per change to the command sequence (see docs/versioning.md).
+SKIP_CALCULATION_REFLECTION = "skip-calculation-reflection"
 # History events a waiting run must have gained since its wait began before it continues as new.
 WAIT_HANDOVER_MARGIN = 20
 # Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
@@ -310,6 +312,19 @@ class AgentWorkflow(RunControl):
         self._update_status(stage=Stage.REFLECT)
 
     async def _reflect(self) -> None:
+        state = self._state
+        # Versioned change (docs/versioning.md): a calculator result is exact, so reflecting on
+        # it costs a model call for nothing. Runs recorded before this change have a `reflect`
+        # activity here; `patched` keeps them replaying it, new runs skip it.
+        if state.intent == Intent.CALCULATION.value and workflow.patched(
+            SKIP_CALCULATION_REFLECTION
+        ):
+            state.reflection = Reflection(score=1.0, critique="exact calculator result")
+            self._update_status(stage=Stage.DONE)
+            return
+        await self._reflect_with_activity()
+
+    async def _reflect_with_activity(self) -> None:
         state = self._state
         out = await self._activity(
             "reflect",

@@ -215,7 +215,7 @@ async def test_continue_as_new_carries_the_state(client: Client, settings: Setti
     assert state.status is RunStatus.COMPLETED
     assert "391" in (state.answer or "")
     names = [n.name for n in state.nodes]
-    assert names[0] == "intent" and names[-1] == "reflect"
+    assert names[0] == "intent" and names[-1] == "step-2"
     assert state.created_at < state.updated_at
 
 

@@ -78,6 +78,11 @@ async def calculator(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return await _start(c, tq, "What is 17 * 23?")
 
 
+async def calculator_patched(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # Recorded after the `skip-calculation-reflection` change (it carries the patch marker).
+    return await _start(c, tq, "What is 19 * 21?")
+
+
 async def search_docs(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return await _start(c, tq, "How does a run survive a worker crash?")
 
@@ -129,6 +134,7 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
     for f in (
         chat,
         calculator,
+        calculator_patched,
         search_docs,
         reflection_retry,
         input_by_update,
@@ -170,13 +176,15 @@ GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any,
 }
 
 
-async def record(address: str) -> None:
+async def record(address: str, only: set[str] | None = None) -> None:
     settings = Settings(temporal_address=address, task_queue=f"record-{uuid.uuid4().hex}")
     client = await connect(settings)
     await ensure_search_attributes(client, settings.namespace)
     HISTORIES.mkdir(exist_ok=True)
     async with build_worker(client, settings):
         for name, scenario in SCENARIOS.items():
+            if only and name not in only:
+                continue
             handle = await scenario(client, settings.task_queue)
             await _finish(handle)
             # The handle's run id is the first run's, so continue_as_new stores the hand-over.
@@ -186,11 +194,15 @@ async def record(address: str) -> None:
             (HISTORIES / f"agent_{name}.json").write_text(history.to_json())
             sys.stdout.write(f"recorded agent_{name}.json ({len(history.events)} events)\n")
         for name, graph_scenario in GRAPH_SCENARIOS.items():
+            if only and name not in only:
+                continue
             handle = await graph_scenario(client, settings.task_queue)
             await _finish(handle)
             history = await handle.fetch_history()
             (HISTORIES / f"graph_{name}.json").write_text(history.to_json())
             sys.stdout.write(f"recorded graph_{name}.json ({len(history.events)} events)\n")
+    if only and "activity_failure" not in only:
+        return
     tq = f"record-{uuid.uuid4().hex}"
     settings = settings.model_copy(update={"task_queue": tq})
     async with build_worker(client, settings, provider=_BrokenPlanner()):
@@ -202,6 +214,9 @@ async def record(address: str) -> None:
 
 
 def main() -> None:
+    # `python -m tests.replay.record calculator_patched ...` records only those scenarios, so
+    # histories of older code stay as they were recorded.
+    only = set(sys.argv[1:]) or None
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         server = start(dev_server_command(Path(tmp) / "t.db", "127.0.0.1", port, None))
@@ -209,7 +224,7 @@ def main() -> None:
             wait_until(
                 lambda: port_open("127.0.0.1", port), timeout=30, what="dev server", proc=server
             )
-            asyncio.run(record(f"127.0.0.1:{port}"))
+            asyncio.run(record(f"127.0.0.1:{port}", only))
         finally:
             stop(server)
 
