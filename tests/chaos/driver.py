@@ -449,7 +449,12 @@ def _stalls(plans: list[Plan], kills: list[tuple[str, float]]) -> dict[str, list
 
 
 async def run_chaos(
-    runs: int, seed: int, kills_per_kind: int, folder: Path, deadline_s: float = 600
+    runs: int,
+    seed: int,
+    kills_per_kind: int,
+    folder: Path,
+    deadline_s: float = 600,
+    window: float | None = None,
 ) -> Report:
     rng = random.Random(seed)
     cluster = Cluster(folder)
@@ -457,7 +462,7 @@ async def run_chaos(
     await asyncio.to_thread(cluster.start_all)
     driver = Driver(cluster, make_plans(runs, rng), rng)
     try:
-        window = max(10.0, min(60.0, runs * 0.3))
+        window = window or max(10.0, min(60.0, runs * 0.3))
         chaos = asyncio.create_task(driver.chaos(kills_per_kind, window))
         semaphore = asyncio.Semaphore(50)
 
@@ -496,10 +501,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--kills", type=int, default=5, help="kills of each kind")
+    parser.add_argument("--window", type=float, default=None, help="seconds over which to kill")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
-        report = asyncio.run(run_chaos(args.runs, seed, args.kills, Path(tmp), deadline_s=3600))
+        report = asyncio.run(
+            run_chaos(args.runs, seed, args.kills, Path(tmp), deadline_s=3600, window=args.window)
+        )
     sys.stdout.write(f"{report.summary()} seed={seed}\n{report.details()}\n")
     sys.exit(0 if report.ok else 1)
 
