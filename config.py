@@ -56,8 +56,22 @@ class Settings(BaseSettings):
     max_reflection_retries: int = 1
     history_threshold: int = 10_000
 
-    # LLM and tools.
+    # LLM and tools. `llm` is "offline" (built in, deterministic) or "openai" (any server that
+    # speaks the OpenAI chat completions API: OpenAI, Azure, vLLM, Ollama, LM Studio).
     llm: str = "offline"
+    openai_base_url: str | None = None
+    openai_api_key: str | None = Field(default=None, repr=False)
+    model: str = "gpt-4o-mini"
+    openai_timeout_s: float = 60.0
+    # How often a malformed structured answer is sent back to the model with the error.
+    llm_json_retries: int = 2
+    # USD per million tokens (input, output), by model; unknown models cost 0.
+    prices: dict[str, tuple[float, float]] = {
+        "gpt-4o-mini": (0.15, 0.60),
+        "gpt-4o": (2.50, 10.00),
+        "gpt-4.1-mini": (0.40, 1.60),
+        "gpt-4.1": (2.00, 8.00),
+    }
     knowledge_dir: Path = PROJECT_ROOT / "activities" / "knowledge"
     # Where the `append_note` tool writes.
     notes_file: Path = PROJECT_ROOT / ".data" / "notes.txt"

@@ -29,14 +29,22 @@ WORKFLOWS = [AgentWorkflow, GraphWorkflow]
 
 
 def build_provider(settings: Settings) -> LLMProvider:
-    providers = {"offline": OfflineProvider}
-    try:
-        return providers[settings.llm]()
-    except KeyError:
-        raise SystemExit(
-            f"DURABLE_AGENT_LLM={settings.llm!r} is not a known provider; "
-            f"choose one of: {', '.join(providers)}"
-        ) from None
+    if settings.llm == "offline":
+        return OfflineProvider()
+    if settings.llm == "openai":
+        from activities.openai_provider import OpenAIProvider
+
+        return OpenAIProvider(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            model=settings.model,
+            timeout_s=settings.openai_timeout_s,
+            json_retries=settings.llm_json_retries,
+            prices=settings.prices,
+        )
+    raise SystemExit(
+        f"DURABLE_AGENT_LLM={settings.llm!r} is not a known provider; choose offline or openai"
+    )
 
 
 def build_worker(

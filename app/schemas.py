@@ -94,11 +94,14 @@ class NodeView(BaseModel):
     type: str | None = None
     attempts: int = 0
     runs: int = 0
+    usage: UsageView | None = None
 
 
 class UsageView(BaseModel):
     tokens_in: int
     tokens_out: int
+    cost_usd: float = 0.0
+    calls: int = 0
 
 
 class ToolCallView(BaseModel):

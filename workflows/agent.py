@@ -389,6 +389,7 @@ class AgentWorkflow(RunControl):
         usage = getattr(out, "usage", None)
         if usage is not None:
             self._state.usage.add(usage)
+            node.usage = usage
         self._update_status(node=node, node_status=NodeStatus.COMPLETED)
         return out
 

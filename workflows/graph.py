@@ -310,6 +310,7 @@ class GraphWorkflow(RunControl):
                 CompleteInput(prompt=prepared["prompt"], node_id=spec.id),
             )
             self._state.usage.add(out.usage)
+            node.usage = out.usage
             return {"text": out.text}, {"usage": out.usage.model_dump()}
         result = await self._activity(
             spec,

@@ -122,10 +122,15 @@ def check_node_transition(old: NodeStatus, new: NodeStatus) -> None:
 class Usage(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
+    # Estimated from the price table in settings (0 for the offline model).
+    cost_usd: float = 0.0
+    calls: int = 0
 
     def add(self, other: Usage) -> None:
         self.tokens_in += other.tokens_in
         self.tokens_out += other.tokens_out
+        self.cost_usd = round(self.cost_usd + other.cost_usd, 8)
+        self.calls += other.calls
 
 
 class NodeState(BaseModel):
@@ -138,6 +143,8 @@ class NodeState(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None
+    # Token usage and estimated cost of this node's model calls, when it made any.
+    usage: Usage | None = None
     # Graph nodes: the node type, activity attempts of the last execution, and how many times
     # the node ran (a loop runs a node again).
     type: str | None = None

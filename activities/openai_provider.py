@@ -1,0 +1,360 @@
+"""The OpenAI-compatible provider: the official `openai` client against any server that speaks
+the chat completions API (OpenAI, Azure, vLLM, Ollama, LM Studio), chosen with
+`DURABLE_AGENT_LLM=openai`.
+
+- Structured stages ask for JSON matching the stage's model (`response_format` json_schema) and
+  validate it; a malformed answer is sent back with the validation error a bounded number of
+  times, then the activity fails for good (`InvalidModelOutput`).
+- The context stage uses native tool calling; each tool call the model asks for becomes its own
+  activity (the workflow runs them).
+- The final plan step streams its tokens to the run's event stream while it is generated; the
+  complete text is the activity's result (what history records).
+- Temporal owns retries: the client's are off. 401/403/404/400/422 fail for good with a message
+  that says what to fix; 429, 5xx, timeouts and connection errors are retried by Temporal.
+- The API key lives in this object only; it never enters a workflow, an event or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import openai
+from pydantic import BaseModel, Field, ValidationError
+from temporalio import activity
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.exceptions import ApplicationError
+
+from activities import prompts
+from activities.models import (
+    CompleteInput,
+    CompleteOutput,
+    ContextInput,
+    ContextOutput,
+    Intent,
+    IntentInput,
+    IntentOutput,
+    PlanInput,
+    PlanOutput,
+    ReflectInput,
+    ReflectOutput,
+    StepInput,
+    StepOutput,
+    Sufficiency,
+    ToolCall,
+)
+from activities.tools.registry import ToolRegistry
+from workflows.state import EVENTS_TOPIC, StreamEvent, Usage
+
+M = TypeVar("M", bound=BaseModel)
+
+# Tokens are published to the run's stream in batches this often (each batch is one signal).
+TOKEN_BATCH = timedelta(milliseconds=100)
+
+
+class IntentAnswer(BaseModel):
+    intent: Intent
+    answer: str | None = None
+
+
+class ContextAnswer(BaseModel):
+    sufficiency: Sufficiency
+    question: str | None = None
+
+
+class PlanAnswer(BaseModel):
+    steps: list[str] = Field(min_length=1, max_length=8)
+
+
+class ReflectAnswer(BaseModel):
+    score: float = Field(ge=0.0, le=1.0)
+    critique: str
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        model: str,
+        timeout_s: float,
+        json_retries: int,
+        prices: dict[str, tuple[float, float]],
+    ) -> None:
+        self.model = model
+        self.json_retries = json_retries
+        self.prices = prices
+        # max_retries=0: Temporal retries, with backoff, across worker crashes too.
+        self.client = openai.AsyncOpenAI(
+            api_key=api_key or "not-needed",  # local servers (Ollama, vLLM) accept anything
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_s,
+        )
+
+    # ---- the stages ----------------------------------------------------------------------
+
+    async def classify(self, req: IntentInput) -> IntentOutput:
+        answer, usage = await self._structured(prompts.INTENT, req.query, IntentAnswer)
+        text = answer.answer if answer.intent is Intent.SIMPLE_CHAT else None
+        return IntentOutput(intent=answer.intent, answer=text, usage=usage)
+
+    async def assess(self, req: ContextInput, tools: ToolRegistry) -> ContextOutput:
+        user = prompts.CONTEXT_USER.format(
+            query=req.query,
+            contexts=_lines(req.contexts),
+            tools=_lines(
+                f"{t.name}({json.dumps(t.arguments)}) -> {'ok' if t.ok else 'failed'}: {t.result}"
+                for t in req.tool_history
+            ),
+        )
+        messages = self._messages(prompts.CONTEXT, user, ContextAnswer)
+        response = await self._call(
+            messages=messages,
+            tools=[_tool_schema(tools.get(name)) for name in tools.names()],
+            response_format=_json_format(ContextAnswer),
+        )
+        usage = self._usage(response)
+        message = response.choices[0].message
+        if message.tool_calls:
+            calls = []
+            for call in message.tool_calls:
+                try:
+                    arguments = json.loads(call.function.arguments or "{}")
+                except json.JSONDecodeError:
+                    arguments = {"_raw": call.function.arguments}
+                calls.append(ToolCall(name=call.function.name, arguments=arguments))
+            sufficiency = Sufficiency.PARTIAL if req.contexts else Sufficiency.INSUFFICIENT
+            return ContextOutput(sufficiency=sufficiency, tool_calls=calls, usage=usage)
+        answer, more = await self._validated(messages, message.content, ContextAnswer)
+        usage.add(more)
+        return ContextOutput(sufficiency=answer.sufficiency, question=answer.question, usage=usage)
+
+    async def plan(self, req: PlanInput) -> PlanOutput:
+        user = f"Request: {req.query}\nContext:\n{_lines(req.contexts)}"
+        if req.critique:
+            user += f"\nA reviewer said of the previous answer: {req.critique}"
+        answer, usage = await self._structured(prompts.PLAN, user, PlanAnswer)
+        return PlanOutput(steps=answer.steps, usage=usage)
+
+    async def run_step(self, req: StepInput) -> StepOutput:
+        critique = f"A reviewer said of the previous answer: {req.critique}" if req.critique else ""
+        messages = [
+            {"role": "system", "content": prompts.STEP.format(critique=critique).strip()},
+            {
+                "role": "user",
+                "content": prompts.STEP_USER.format(
+                    query=req.query,
+                    contexts=_lines(req.contexts),
+                    previous=_lines(req.previous_results),
+                    number=req.index + 1,
+                    total=req.total,
+                    step=req.step,
+                ),
+            },
+        ]
+        if req.index == req.total - 1:
+            text, usage = await self._stream_text(messages, node=f"step-{req.index + 1}")
+        else:
+            response = await self._call(messages=messages)
+            text, usage = response.choices[0].message.content or "", self._usage(response)
+        return StepOutput(result=text, usage=usage)
+
+    async def reflect(self, req: ReflectInput) -> ReflectOutput:
+        user = prompts.REFLECT_USER.format(
+            query=req.query, contexts=_lines(req.contexts), answer=req.answer
+        )
+        answer, usage = await self._structured(prompts.REFLECT, user, ReflectAnswer)
+        return ReflectOutput(score=answer.score, critique=answer.critique, usage=usage)
+
+    async def complete(self, req: CompleteInput) -> CompleteOutput:
+        response = await self._call(
+            messages=[
+                {"role": "system", "content": prompts.COMPLETE},
+                {"role": "user", "content": req.prompt},
+            ]
+        )
+        return CompleteOutput(
+            text=response.choices[0].message.content or "", usage=self._usage(response)
+        )
+
+    # ---- structured answers --------------------------------------------------------------
+
+    def _messages(self, system: str, user: str, model: type[BaseModel]) -> list[dict[str, Any]]:
+        schema = json.dumps(model.model_json_schema())
+        return [
+            {"role": "system", "content": system.format(schema=schema)},
+            {"role": "user", "content": user},
+        ]
+
+    async def _structured(self, system: str, user: str, model: type[M]) -> tuple[M, Usage]:
+        messages = self._messages(system, user, model)
+        response = await self._call(messages=messages, response_format=_json_format(model))
+        usage = self._usage(response)
+        answer, more = await self._validated(messages, response.choices[0].message.content, model)
+        usage.add(more)
+        return answer, usage
+
+    async def _validated(
+        self, messages: list[dict[str, Any]], content: str | None, model: type[M]
+    ) -> tuple[M, Usage]:
+        """Validate a JSON answer; on failure send the error back, a bounded number of times."""
+        usage = Usage()
+        history = list(messages)
+        for attempt in range(self.json_retries + 1):
+            try:
+                return model.model_validate_json(_strip_fences(content or "")), usage
+            except ValidationError as exc:
+                error = "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()
+                )
+            if attempt == self.json_retries:
+                break
+            history += [
+                {"role": "assistant", "content": content or ""},
+                {"role": "user", "content": prompts.FIX_JSON.format(error=error)},
+            ]
+            response = await self._call(messages=history, response_format=_json_format(model))
+            usage.add(self._usage(response))
+            content = response.choices[0].message.content
+        raise ApplicationError(
+            f"the model's answer did not match {model.__name__} after "
+            f"{self.json_retries + 1} tries: {error}",
+            type="InvalidModelOutput",
+            non_retryable=True,
+        )
+
+    # ---- calls, streaming, errors, usage -------------------------------------------------
+
+    async def _call(self, **kwargs: Any) -> Any:
+        try:
+            return await self.client.chat.completions.create(model=self.model, **kwargs)
+        except openai.APIError as exc:
+            raise _classify(exc, self.model) from None
+
+    async def _stream_text(self, messages: list[dict[str, Any]], node: str) -> tuple[str, Usage]:
+        """Stream the completion; publish tokens to the run's event stream as they come."""
+        info = activity.info()
+        parts: list[str] = []
+        usage = Usage()
+        stream_client = WorkflowStreamClient.from_within_activity(batch_interval=TOKEN_BATCH)
+        topic = stream_client.topic(EVENTS_TOPIC, type=StreamEvent)
+        try:
+            async with stream_client:
+                create: Any = self.client.chat.completions.create
+                stream = await create(
+                    model=self.model,
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = self._usage(chunk)
+                    for choice in chunk.choices:
+                        delta = choice.delta.content
+                        if delta:
+                            parts.append(delta)
+                            topic.publish(
+                                StreamEvent(
+                                    type="token",
+                                    at=_now(),
+                                    data={"text": delta, "node": node, "attempt": info.attempt},
+                                )
+                            )
+                    activity.heartbeat()
+        except openai.APIError as exc:
+            raise _classify(exc, self.model) from None
+        return "".join(parts), usage
+
+    def _usage(self, response: Any) -> Usage:
+        raw = getattr(response, "usage", None)
+        tokens_in = int(getattr(raw, "prompt_tokens", 0) or 0)
+        tokens_out = int(getattr(raw, "completion_tokens", 0) or 0)
+        price_in, price_out = self.prices.get(self.model, (0.0, 0.0))
+        cost = (tokens_in * price_in + tokens_out * price_out) / 1_000_000
+        return Usage(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=round(cost, 8), calls=1)
+
+
+def _classify(exc: openai.APIError, model: str) -> ApplicationError:
+    """Permanent errors fail the activity for good with a fix-it message; the rest are retried."""
+    status = getattr(exc, "status_code", None)
+    fixes = {
+        401: "the API key was refused: check DURABLE_AGENT_OPENAI_API_KEY",
+        403: "the API key may not use this model or endpoint: check its permissions",
+        404: f"model {model!r} or the endpoint was not found: check DURABLE_AGENT_MODEL and "
+        "DURABLE_AGENT_OPENAI_BASE_URL",
+        400: "the model server rejected the request",
+        422: "the model server rejected the request",
+    }
+    if status in fixes:
+        detail = _error_message(exc)
+        return ApplicationError(
+            f"{fixes[status]} ({status}: {detail})",
+            type="LLMConfigurationError",
+            non_retryable=True,
+        )
+    retry_after = None
+    response = getattr(exc, "response", None)
+    if response is not None:
+        header = response.headers.get("retry-after")
+        if header and header.replace(".", "", 1).isdigit():
+            retry_after = timedelta(seconds=min(float(header), 300))
+    what = f"{status}" if status else type(exc).__name__
+    return ApplicationError(
+        f"the model server is unavailable ({what}: {_error_message(exc)}); retrying",
+        type="LLMUnavailable",
+        next_retry_delay=retry_after,
+    )
+
+
+def _error_message(exc: openai.APIError) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])[:300]
+    return str(exc.message)[:300]
+
+
+def _json_format(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": model.__name__, "schema": model.model_json_schema()},
+    }
+
+
+def _tool_schema(tool: Any) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.args_model.model_json_schema(),
+        },
+    }
+
+
+def _strip_fences(text: str) -> str:
+    # Some local models wrap JSON in ``` fences even when asked not to.
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text
+
+
+def _lines(items: Sequence[str] | Any) -> str:
+    lines = [f"- {item}" for item in items]
+    return "\n".join(lines) if lines else "(none)"
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
