@@ -37,7 +37,7 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def bench_stack() -> Iterator[BenchStack]:
+def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         port, http_port = free_port(), free_port()
@@ -50,6 +50,7 @@ def bench_stack() -> Iterator[BenchStack]:
             env = {
                 "DURABLE_AGENT_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
                 "DURABLE_AGENT_TASK_QUEUE": f"bench-{uuid.uuid4().hex}",
+                **(extra_env or {}),
             }
             procs.append(
                 start(
