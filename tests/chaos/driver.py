@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -253,18 +254,26 @@ class Driver:
         self.cluster = cluster
         self.plans = plans
         self.rng = rng
-        self.http = httpx.AsyncClient(base_url=cluster.base_url, timeout=httpx.Timeout(10))
+        # Longer than the gateway's own query timeout, so that its 503 arrives before ours.
+        self.http = httpx.AsyncClient(base_url=cluster.base_url, timeout=httpx.Timeout(30))
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Retry through outages: connection errors and 503 mean 'try again'."""
-        while True:
+    async def _request(
+        self, method: str, path: str, deadline_s: float = 180, **kwargs: Any
+    ) -> httpx.Response:
+        """Retry through outages: connection errors and 503 mean 'try again' (until a deadline:
+        a run that stays unanswerable is a finding, not a reason to hang)."""
+        deadline = time.monotonic() + deadline_s
+        last = "no answer"
+        while time.monotonic() < deadline:
             try:
                 response = await self.http.request(method, path, **kwargs)
                 if response.status_code != 503:
                     return response
-            except httpx.TransportError:
-                pass
+                last = response.text[:300]
+            except httpx.TransportError as exc:
+                last = repr(exc)
             await asyncio.sleep(0.2)
+        raise TimeoutError(f"{method} {path}: {last}")
 
     async def start_run(self, plan: Plan) -> None:
         # The Idempotency-Key makes a retried start (the gateway died mid-request) safe.
@@ -356,7 +365,15 @@ class Driver:
 
     async def verify(self, plan: Plan) -> tuple[str | None, str | None, str | None]:
         """(lost, duplicated, wrong) problems of one run, or None each."""
-        state = (await self._request("GET", f"/api/v1/runs/{plan.run_id}")).json()
+        if plan.run_id is None:
+            return f"{plan.key} ({plan.kind}) was never started", None, None
+        try:
+            return await self._verify(plan)
+        except TimeoutError as exc:
+            return f"{plan.key} ({plan.kind}) {plan.run_id} unanswerable: {exc}", None, None
+
+    async def _verify(self, plan: Plan) -> tuple[str | None, str | None, str | None]:
+        state = (await self._request("GET", f"/api/v1/runs/{plan.run_id}", deadline_s=60)).json()
         if state.get("status") != "completed":
             return (
                 f"{plan.key} ({plan.kind}) ended {state.get('status')}: {state.get('errors')}",
@@ -472,10 +489,11 @@ async def run_chaos(
                 await driver.start_run(plan)
                 await driver.follow(plan)
 
-        await asyncio.wait_for(
-            asyncio.gather(*(one(p) for p in driver.plans), chaos), timeout=deadline_s
-        )
-        counts, kills = chaos.result()
+        tasks = [asyncio.create_task(one(p)) for p in driver.plans]
+        _, pending = await asyncio.wait([*tasks, chaos], timeout=deadline_s)
+        for task in pending:
+            task.cancel()
+        counts, kills = chaos.result() if chaos.done() else ({}, [])
         lost, duplicated, wrong = [], [], []
         for plan in driver.plans:
             problems = await driver.verify(plan)
@@ -504,11 +522,15 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=None, help="seconds over which to kill")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        report = asyncio.run(
-            run_chaos(args.runs, seed, args.kills, Path(tmp), deadline_s=3600, window=args.window)
-        )
+    folder = Path(tempfile.mkdtemp(prefix="chaos-"))
+    report = asyncio.run(
+        run_chaos(args.runs, seed, args.kills, folder, deadline_s=1800, window=args.window)
+    )
     sys.stdout.write(f"{report.summary()} seed={seed}\n{report.details()}\n")
+    if report.ok:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        sys.stdout.write(f"logs and database kept in {folder}\n")
     sys.exit(0 if report.ok else 1)
 
 
