@@ -93,7 +93,9 @@ def follow(gateway: Gateway, run_id: str, out: TextIO, answers: TextIO) -> int:
                         f"{source.response.status_code}: {gateway_error.get('message')}"
                     )
                 for sse in source.iter_sse():
-                    last_id = sse.id or last_id
+                    if not sse.data or not sse.id:
+                        continue  # an event cut off by a dropped connection (not dispatched)
+                    last_id = sse.id
                     event = json.loads(sse.data)
                     done = _show(event, printer)
                     if done is not None:

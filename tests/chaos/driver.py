@@ -300,6 +300,10 @@ class Driver:
                 ) as source:
                     if source.response.status_code == 200:
                         async for sse in source.aiter_sse():
+                            if not sse.data or not sse.id:
+                                # An event cut off by a killed gateway: the SSE spec discards
+                                # incomplete events (httpx-sse hands them over at EOF).
+                                continue
                             event = json.loads(sse.data)
                             plan.events.append((int(sse.id), event["type"], sse.data, time.time()))
                             if event["type"] == "question" and plan.answer_input:

@@ -38,6 +38,8 @@ async def read_events(
     ):
         assert source.response.status_code == 200, await source.response.aread()
         async for sse in source.aiter_sse():
+            if not sse.data:
+                continue
             event = json.loads(sse.data)
             events.append(Event(int(sse.id), event["type"], event["data"]))
             if event["type"] == stop_when or (limit is not None and len(events) >= limit):
