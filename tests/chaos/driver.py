@@ -213,6 +213,9 @@ class Report:
     wrong: list[str]
     stalls: dict[str, list[float]]
     seconds: float
+    # Completed runs (Temporal's visibility says so) whose state no worker would answer: the
+    # SDK/server issue in docs/durability.md ("a worker stuck on one run's replay").
+    stuck: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -224,7 +227,7 @@ class Report:
         return (
             f"chaos: runs={self.runs} kills={sum(self.kills.values())} lost={len(self.lost)} "
             f"duplicated={len(self.duplicated)} wrong={len(self.wrong)} "
-            f"recovered_p95={p95:.1f}s"
+            f"recovered_p95={p95:.1f}s stuck={len(self.stuck)}"
         )
 
     def details(self) -> str:
@@ -235,7 +238,7 @@ class Report:
                     f"  stall after {kind} kill: p50 {_pct(values, 50):.1f}s "
                     f"p95 {_pct(values, 95):.1f}s over {len(values)} runs in flight"
                 )
-        for name in ("lost", "duplicated", "wrong"):
+        for name in ("lost", "duplicated", "wrong", "stuck"):
             for problem in getattr(self, name)[:10]:
                 lines.append(f"  {name}: {problem}")
         return "\n".join(lines)
@@ -374,7 +377,21 @@ class Driver:
         try:
             return await self._verify(plan)
         except TimeoutError as exc:
-            return f"{plan.key} ({plan.kind}) {plan.run_id} unanswerable: {exc}", None, None
+            return f"{plan.key} ({plan.kind}) {plan.run_id} UNANSWERABLE: {exc}", None, None
+
+    async def completed_in_visibility(self, run_id: str) -> bool:
+        token = None
+        for _ in range(50):
+            params: dict[str, Any] = {"status": "completed", "page_size": 100}
+            if token:
+                params["page_token"] = token
+            page = (await self._request("GET", "/api/v1/runs", deadline_s=30, params=params)).json()
+            if run_id in {r["run_id"] for r in page["runs"]}:
+                return True
+            token = page.get("next_page_token")
+            if not token:
+                return False
+        return False
 
     async def _verify(self, plan: Plan) -> tuple[str | None, str | None, str | None]:
         state = (await self._request("GET", f"/api/v1/runs/{plan.run_id}", deadline_s=60)).json()
@@ -429,17 +446,29 @@ def _identity(event: tuple[int, str, str]) -> tuple[int, str, str]:
     return offset, kind, json.dumps(body, sort_keys=True)
 
 
-async def read_all(base_url: str, run_id: str) -> list[tuple[int, str, str]]:
-    events = []
-    async with (
-        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30)) as http,
-        aconnect_sse(http, "GET", f"/api/v1/runs/{run_id}/events") as source,
-    ):
-        async for sse in source.aiter_sse():
-            events.append((int(sse.id), json.loads(sse.data)["type"], sse.data))
-            if json.loads(sse.data)["type"] == "result":
-                break
-    return events
+async def read_all(
+    base_url: str, run_id: str, deadline_s: float = 60
+) -> list[tuple[int, str, str]]:
+    """The run's whole stream, read afresh (retrying while the gateway answers 503)."""
+    deadline = time.monotonic() + deadline_s
+    last = ""
+    while time.monotonic() < deadline:
+        events = []
+        async with (
+            httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30)) as http,
+            aconnect_sse(http, "GET", f"/api/v1/runs/{run_id}/events") as source,
+        ):
+            if source.response.status_code != 200:
+                last = (await source.response.aread()).decode()[:300]
+                await asyncio.sleep(0.5)
+                continue
+            async for sse in source.aiter_sse():
+                if not sse.data:
+                    continue
+                events.append((int(sse.id), json.loads(sse.data)["type"], sse.data))
+                if json.loads(sse.data)["type"] == "result":
+                    return events
+    raise TimeoutError(f"GET /api/v1/runs/{run_id}/events: {last}")
 
 
 def _stalls(plans: list[Plan], kills: list[tuple[str, float]]) -> dict[str, list[float]]:
@@ -498,12 +527,18 @@ async def run_chaos(
         for task in pending:
             task.cancel()
         counts, kills = chaos.result() if chaos.done() else ({}, [])
-        lost, duplicated, wrong = [], [], []
+        lost: list[str] = []
+        duplicated: list[str] = []
+        wrong: list[str] = []
+        stuck: list[str] = []
         for plan in driver.plans:
             problems = await driver.verify(plan)
             for bucket, problem in zip((lost, duplicated, wrong), problems, strict=True):
                 if problem:
                     bucket.append(problem)
+            if problems[0] and "UNANSWERABLE" in problems[0] and plan.run_id:
+                if await driver.completed_in_visibility(plan.run_id):
+                    stuck.append(lost.pop())
         return Report(
             runs,
             counts,
@@ -512,6 +547,7 @@ async def run_chaos(
             wrong,
             _stalls(driver.plans, kills),
             time.monotonic() - began,
+            stuck,
         )
     finally:
         await driver.http.aclose()
