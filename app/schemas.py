@@ -7,14 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
-from temporalio.common import SearchAttributeKey
 
 from workflows.graph_spec import GraphSpec
+from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS
 from workflows.state import AgentState, GraphState, NodeStatus, RunStateBase, RunStatus, Stage
 
-_RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
-_RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
-_RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
 # What Temporal's own status says when the workflow closed before it could record ours
 # (terminated, timed out) or has not yet recorded it.
 _FROM_TEMPORAL = {
@@ -195,8 +192,8 @@ class RunSummary(BaseModel):
     @classmethod
     def from_execution(cls, execution: WorkflowExecution) -> RunSummary:
         attributes = execution.typed_search_attributes
-        status = attributes.get(_RUN_STATUS)
-        stage = attributes.get(_RUN_STAGE)
+        status = attributes.get(RUN_STATUS)
+        stage = attributes.get(RUN_STAGE)
         temporal = execution.status
         closed = temporal is not None and temporal is not WorkflowExecutionStatus.RUNNING
         if status is None or (closed and status not in {s.value for s in _TERMINAL}):
@@ -205,7 +202,7 @@ class RunSummary(BaseModel):
             run_status = RunStatus(status)
         return cls(
             run_id=execution.id,
-            kind=attributes.get(_RUN_KIND),
+            kind=attributes.get(RUN_KIND),
             status=run_status or RunStatus.RUNNING,
             stage=Stage(stage) if stage else None,
             created_at=execution.start_time,

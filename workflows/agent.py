@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
@@ -37,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.reflection import ReflectionActivities
     from workflows import timeouts
-    from workflows.run_control import RunControl, RunFailure, failure_message
+    from workflows.run_control import RUN_KIND, RunControl, RunFailure, failure_message
     from workflows.state import (
         EVENTS_TOPIC,
         AgentInput,
@@ -51,12 +50,6 @@ with workflow.unsafe.imports_passed_through():
         ToolRecord,
     )
 
-RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
-RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
-RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
-
-# The event log travels in the state (and through continue-as-new); keep its tail only.
-MAX_EVENTS = 500
 # Stream items retained across continue-as-new; older offsets are dropped (a reconnecting client
 # that asks for one is moved to the oldest retained item).
 MAX_STREAM_ITEMS = 2000

@@ -32,6 +32,8 @@ from workflows.state import (
 RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
 RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
 RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
+# Set by the gateway when a run starts (API-key tenant); the workflow never changes it.
+TENANT = SearchAttributeKey.for_keyword("Tenant")
 
 # The event log travels in the state (and through continue-as-new); keep its tail only.
 MAX_EVENTS = 500

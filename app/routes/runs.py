@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
@@ -46,6 +45,7 @@ from config import Settings
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, validate
+from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
 from workflows.state import AgentInput, GraphInput, RunStatus, Stage, UserInput
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -56,10 +56,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422, 503)
 }
 
-RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
-RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
-RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
-TENANT = SearchAttributeKey.for_keyword("Tenant")
 REQUEST_HASH_MEMO = "request_sha256"
 # The workflow types whose runs this API lists.
 RUN_WORKFLOW_TYPES = ("AgentWorkflow", "GraphWorkflow")
