@@ -14,6 +14,20 @@ from tests.e2e.conftest import Stack
 CLI = str(Path(sys.executable).parent / "durable-agent")
 
 
+def _cli(
+    stack: Stack, *args: str, input: str | None = None, check: bool = False, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(stack),
+        check=check,
+    )
+
+
 def _env(stack: Stack) -> dict[str, str]:
     import os
 
@@ -21,52 +35,24 @@ def _env(stack: Stack) -> dict[str, str]:
 
 
 def test_run_answers_a_question_from_piped_stdin(stack: Stack):
-    done = subprocess.run(
-        [CLI, "run", "Plan my trip to Lisbon"],
-        input="\nThree days in May\n",  # a blank line is asked again, not sent
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(stack),
-        check=False,
-    )
+    # A blank line is asked again, not sent.
+    done = _cli(stack, "run", "Plan my trip to Lisbon", input="\nThree days in May\n", timeout=60)
     assert done.returncode == 0, done.stderr
     assert "? I found nothing about" in done.stdout
     assert "Three days in May" in done.stdout.split("? ")[-1]
     assert done.stdout.rstrip().endswith("Three days in May")
     run_id = done.stderr.split("run ", 1)[1].split()[0]
 
-    listing = subprocess.run(
-        [CLI, "ls", "--limit", "100"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=_env(stack),
-        check=True,
-    )
+    listing = _cli(stack, "ls", "--limit", "100", check=True)
     assert run_id in listing.stdout
 
-    again = subprocess.run(
-        [CLI, "attach", run_id],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=_env(stack),
-        check=False,
-    )
+    again = _cli(stack, "attach", run_id)
     assert again.returncode == 0 and "? " not in again.stdout  # old question not asked again
     assert again.stdout.rstrip().endswith("Three days in May")
 
 
 def test_calculator_run_prints_progress_and_the_result(stack: Stack):
-    done = subprocess.run(
-        [CLI, "run", "What is 17 * 23?"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(stack),
-        check=False,
-    )
+    done = _cli(stack, "run", "What is 17 * 23?", timeout=60)
     assert done.returncode == 0, done.stderr
     assert "stage: context" in done.stdout and "tool calculator" in done.stdout
     assert "391" in done.stdout.splitlines()[-1]
@@ -99,23 +85,9 @@ def test_ctrl_c_detaches_and_says_how_to_reattach(stack: Stack):
 
 
 def test_errors_are_one_line_not_a_traceback(stack: Stack):
-    missing = subprocess.run(
-        [CLI, "attach", "run-does-not-exist"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=_env(stack),
-        check=False,
-    )
+    missing = _cli(stack, "attach", "run-does-not-exist")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "durable-agent: 404: no run with id 'run-does-not-exist'"
-    unreachable = subprocess.run(
-        [CLI, "--url", "http://127.0.0.1:9", "ls"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=_env(stack),
-        check=False,
-    )
+    unreachable = _cli(stack, "--url", "http://127.0.0.1:9", "ls")
     assert unreachable.returncode == 1 and "cannot reach the gateway" in unreachable.stderr
     assert "Traceback" not in missing.stderr + unreachable.stderr

@@ -15,10 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from devstack.processes import temporal_binary
 from temporal_client import ensure_search_attributes
-from tests.integration.runs import wait_for_status
+from tests.integration.runs import start_run, wait_for_status
 from worker import build_worker
 from workflows.agent import AgentWorkflow
-from workflows.state import AgentInput, RunStatus, UserInput
+from workflows.state import RunStatus, UserInput
 
 
 @pytest.fixture
@@ -39,12 +39,7 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
 async def test_a_run_waits_almost_seven_days_then_gets_its_answer(skipping: WorkflowEnvironment):
     settings = Settings(task_queue=f"skip-{uuid.uuid4().hex}")
     async with build_worker(skipping.client, settings):
-        handle = await skipping.client.start_workflow(
-            AgentWorkflow.run,
-            AgentInput(query="Plan my trip to Lisbon"),
-            id=f"long-{uuid.uuid4().hex}",
-            task_queue=settings.task_queue,
-        )
+        handle = await start_run(skipping.client, settings, "Plan my trip to Lisbon")
         asked = await wait_for_status(handle, RunStatus.WAITING_FOR_INPUT)
         await skipping.fast_forward(handle, timedelta(days=6, hours=23))
         still = await handle.query(AgentWorkflow.get_state)
@@ -60,12 +55,7 @@ async def test_a_run_waits_almost_seven_days_then_gets_its_answer(skipping: Work
 async def test_a_wait_that_times_out_fails_the_run_clearly(skipping: WorkflowEnvironment):
     settings = Settings(task_queue=f"skip-{uuid.uuid4().hex}")
     async with build_worker(skipping.client, settings):
-        handle = await skipping.client.start_workflow(
-            AgentWorkflow.run,
-            AgentInput(query="Plan my trip to Lisbon"),
-            id=f"long-{uuid.uuid4().hex}",
-            task_queue=settings.task_queue,
-        )
+        handle = await start_run(skipping.client, settings, "Plan my trip to Lisbon")
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()  # time skips through the 7-day wait
         state = await handle.query(AgentWorkflow.get_state)
