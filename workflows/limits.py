@@ -50,6 +50,15 @@ class Limits(BaseModel):
     max_parallel_nodes: int = Field(default=16, ge=1, le=64)
 
 
+def ceiling(name: str) -> int:
+    """The most a setting of that name may allow."""
+    for constraint in Limits.model_fields[name].metadata:
+        bound = getattr(constraint, "le", None)
+        if isinstance(bound, int):
+            return bound
+    raise KeyError(name)
+
+
 # Nodes that run inside the workflow (condition, transform) between two yields to Temporal, so
 # that one activation never runs long enough for the deadlock detector to fire.
 IN_WORKFLOW_STEPS_PER_ACTIVATION = 20
