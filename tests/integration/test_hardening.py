@@ -213,21 +213,21 @@ async def state_of_graph(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     return state
 
 
-def cli_signal(settings: Settings, run_id: str, name: str, *inputs: str) -> None:
-    command = [
-        temporal_binary(),
-        "workflow",
-        "signal",
-        "--address",
-        settings.temporal_address,
-        "--workflow-id",
-        run_id,
-        "--name",
-        name,
-    ]
+async def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `temporal` CLI: `temporal workflow <args>` against the test's server. In a
+    thread: the worker under test shares this event loop and must answer meanwhile."""
+    command = [temporal_binary(), "workflow", *args, "--address", settings.temporal_address]
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60
+    )
+
+
+async def cli_signal(settings: Settings, run_id: str, name: str, *inputs: str) -> None:
+    args = ["signal", "--workflow-id", run_id, "--name", name]
     for value in inputs:
-        command += ["--input", value]
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
+        args += ["--input", value]
+    done = await cli(settings, *args)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("inputs", [(), ('{"text": "one"}', '{"text": "two"}'), ("42",)])
@@ -237,9 +237,21 @@ async def test_a_malformed_signal_leaves_an_agent_run_waiting(
     async with worker():
         handle = await start_run(client, settings, "Plan my trip to Lisbon")
         await wait_for_status(handle, RunStatus.WAITING_FOR_INPUT)
-        cli_signal(settings, handle.id, "provide_input", *inputs)
-        cli_signal(settings, handle.id, "pause", '"now"')  # pause takes no argument
-        cli_signal(settings, handle.id, "resume", "1", "2")
+        await cli_signal(settings, handle.id, "provide_input", *inputs)
+        await cli_signal(settings, handle.id, "pause", '"now"')  # pause takes no argument
+        await cli_signal(settings, handle.id, "resume", "1", "2")
+        # An update with the wrong number of arguments is rejected; the run is untouched.
+        rejected = await cli(
+            settings,
+            "update",
+            "execute",
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "submit_input",
+            *(a for i in inputs for a in ("--input", i)),
+        )
+        assert rejected.returncode != 0
         # Each signal above was handled (or dropped) before this update, in order.
         accepted = await handle.execute_update(
             AgentWorkflow.submit_input, UserInput(text="Three days in May")
@@ -256,9 +268,9 @@ async def test_a_malformed_signal_leaves_a_graph_run_waiting(
     async with worker():
         handle = await start_raw(client, settings, spec)
         await wait_for_status_graph(handle, "waiting_for_input")
-        cli_signal(settings, handle.id, "provide_input")
-        cli_signal(settings, handle.id, "provide_input", '{"text": "a"}', '{"text": "b"}')
-        cli_signal(settings, handle.id, "provide_input", '{"text": "\\u0000\\u0000"}')
+        await cli_signal(settings, handle.id, "provide_input")
+        await cli_signal(settings, handle.id, "provide_input", '{"text": "a"}', '{"text": "b"}')
+        await cli_signal(settings, handle.id, "provide_input", '{"text": "\\u0000\\u0000"}')
         await handle.execute_update(GraphWorkflow.submit_input, UserInput(text="this one"))
         result = await handle.result()
     assert result.variables["ask"]["value"] == {"text": "this one"}
