@@ -41,8 +41,15 @@ class Settings(BaseSettings):
     query_timeout_s: float = 10.0
     # How long one gateway call keeps retrying an unreachable Temporal before answering 503.
     temporal_retry_budget_s: float = 2.0
-    # Requests with a larger body are refused with 413.
-    max_body_bytes: int = 64 * 1024
+    # Requests with a larger body are refused with 413 (counted as received, whatever the headers
+    # say). At most 2 MiB, so that a body that passes always fits in one Temporal request (gRPC
+    # refuses messages over 4 MB).
+    max_body_bytes: int = Field(default=64 * 1024, gt=0, le=2 * 1024 * 1024)
+    # A client must send a request's head (request line and headers) within `header_timeout_s`,
+    # and its body within `body_timeout_s` after that; otherwise its connection is closed (408 for
+    # a late body). Responses are never timed: event streams last as long as they need.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
     # Seconds between keep-alive comments on an idle event stream.
     sse_ping_s: float = 15.0
     # How often an event stream asks the run for new events (a read-only query).

@@ -1,10 +1,29 @@
-"""Refuse request bodies over the configured size (413) before the app reads them."""
+"""Refuse request bodies over the configured size (413), counting the bytes actually received.
+
+A declared `Content-Length` over the limit is refused before the body is read. Otherwise the
+headers are not trusted (a chunked body may come with a small, false `Content-Length`): every
+chunk the app reads is counted, and the first one past the limit answers 413 at once; the app
+then reads a disconnect, so it stops reading, and what it answers after that is dropped. The
+app never holds more than the limit.
+
+What the server does with the rest of a refused body (read and discard a little of it, so that
+the client can read the 413, then close the connection) is `app.transport`'s part.
+
+A request that declares both a `Content-Length` and `Transfer-Encoding` is read as chunked, and
+its connection is closed after the response (RFC 9112, section 6.1).
+
+Starlette's `RequestBodyLimitMiddleware` (and FastAPI's `max_body_size`, built on it) counts the
+same way, but answers in shapes of its own (plain text, or `{"detail"}`), not the gateway's
+`{"error": {"code", "message", "details"}}`.
+"""
 
 from __future__ import annotations
 
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CLOSE = (b"connection", b"close")
 
 
 class BodySizeLimit:
@@ -16,35 +35,49 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > self.max_bytes:
-                await self._refuse(send)
-                return
-            await self.app(scope, receive, send)  # the server enforces the declared length
+        declared: int | None = None
+        chunked = False
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        close = chunked and declared is not None
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send, close=close)
             return
-        # No declared length (chunked): read up to the limit first, then replay to the app.
-        # Bounded by max_bytes, so buffering is cheap.
-        buffered: list[Message] = []
-        size = 0
-        while True:
+
+        received = 0
+        refused = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
-            buffered.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._refuse(send)
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await self._refuse(send, close=close)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
                 return
-            if not message.get("more_body", False):
-                break
+            if message["type"] == "http.response.start":
+                started = True
+                if close:
+                    message = {**message, "headers": [*message.get("headers", []), CLOSE]}
+            await send(message)
 
-        async def replay() -> Message:
-            return buffered.pop(0) if buffered else await receive()
+        await self.app(scope, counting_receive, guarded_send)
 
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, *, close: bool) -> None:
         body = json.dumps(
             {
                 "error": {
@@ -54,14 +87,12 @@ class BodySizeLimit:
                 }
             }
         ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
+                "headers": [*headers, CLOSE] if close else headers,
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -1,6 +1,6 @@
 """The gateway: a small, stateless FastAPI app in front of Temporal.
 
-uvicorn app.main:app --host 127.0.0.1 --port 8000     # OpenAPI at /docs
+python -m app --host 127.0.0.1 --port 8000     # OpenAPI at /docs (see app/__main__.py)
 """
 
 from __future__ import annotations

@@ -61,8 +61,9 @@ def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]
                 [
                     sys.executable,
                     "-m",
-                    "uvicorn",
-                    "app.main:app",
+                    "app",
+                    "--host",
+                    "127.0.0.1",
                     "--port",
                     str(http_port),
                     "--log-level",

@@ -61,8 +61,7 @@ def main() -> int:
             [
                 python,
                 "-m",
-                "uvicorn",
-                "app.main:app",
+                "app",
                 "--host",
                 settings.gateway_host,
                 "--port",

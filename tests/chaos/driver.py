@@ -172,8 +172,7 @@ class Cluster:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "app.main:app",
+                "app",
                 "--host",
                 "127.0.0.1",
                 "--port",

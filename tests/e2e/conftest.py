@@ -1,5 +1,5 @@
-"""The real stack for e2e tests: worker.py and the uvicorn gateway as subprocesses, against the
-session's dev server, on a task queue of their own."""
+"""The real stack for e2e tests: worker.py and the gateway (`python -m app`) as subprocesses,
+against the session's dev server, on a task queue of their own."""
 
 from __future__ import annotations
 
@@ -37,8 +37,7 @@ def start_gateway(env: dict[str, str], log: Path) -> Gateway:
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "app.main:app",
+            "app",
             "--host",
             "127.0.0.1",
             "--port",

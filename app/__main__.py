@@ -1,0 +1,37 @@
+"""Run the gateway: `python -m app [--host H] [--port P]`.
+
+The one way to start it (`make up`, the tests and the benchmarks all do): uvicorn with the
+gateway's own HTTP protocol (`app.transport`), which puts deadlines on reading each request.
+Host and port default to `DURABLE_AGENT_GATEWAY_HOST` / `DURABLE_AGENT_GATEWAY_PORT`; every
+other setting comes from the environment as usual (`config.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from app.transport import read_deadline_protocol
+from config import get_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m app", description="the durable-agent gateway")
+    parser.add_argument("--host", default=settings.gateway_host)
+    parser.add_argument("--port", type=int, default=settings.gateway_port)
+    parser.add_argument("--log-level", default="info", help="uvicorn's log level")
+    args = parser.parse_args(argv)
+    config = uvicorn.Config(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        http=read_deadline_protocol(settings.header_timeout_s, settings.body_timeout_s),
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
