@@ -35,8 +35,8 @@ class Limits(BaseModel):
 
     max_expression_chars: int = Field(default=2000, ge=1, le=2000)
     max_expression_nesting: int = Field(default=32, ge=1, le=64)
-    max_expression_additions: int = Field(default=32, ge=0, le=64)
-    max_expression_references: int = Field(default=32, ge=1, le=64)
+    max_expression_additions: int = Field(default=16, ge=0, le=64)
+    max_expression_references: int = Field(default=16, ge=1, le=64)
     max_template_chars: int = Field(default=20_000, ge=1, le=100_000)
     max_template_expressions: int = Field(default=32, ge=0, le=64)
     max_graph_nodes: int = Field(default=1000, ge=1, le=5000)
@@ -68,6 +68,9 @@ _COMPREHENSION = re.compile(
 )
 _LINE_COMMENT = re.compile(r"//[^\n]*")
 _BRACKET = re.compile(r"[()\[\]{}]")
+_MATCHES_CALL = re.compile(r"matches\s*\(")
+# A plain (not raw, not triple-quoted) string literal, then the call's closing parenthesis.
+_LITERAL_ARGUMENT = re.compile(r"""\s*(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")\s*\)""")
 # A name that is not a field of something else (`input`, not the `input` of `x.input`).
 _ROOT_NAME = re.compile(r"(?<![.\w`])[A-Za-z_]\w*")
 
@@ -88,6 +91,9 @@ def expression_problem(source: str, limits: Limits, names: Collection[str]) -> s
                 f"comprehension macros ({match.group(1)}) are not supported in graph "
                 "expressions: their cost cannot be bounded; use a tool node for list work"
             )
+    problem = _matches_problem(source)
+    if problem is not None:
+        return problem
     deepest = _nesting(source, limits.max_expression_nesting)
     if deepest > limits.max_expression_nesting:
         return (
@@ -106,6 +112,23 @@ def expression_problem(source: str, limits: Limits, names: Collection[str]) -> s
             return (
                 f"expression names variables {references} times; the limit is "
                 f"{limits.max_expression_references}"
+            )
+    return None
+
+
+def _matches_problem(source: str) -> str | None:
+    """A regular expression's cost grows with its size times the text's: `matches` takes a
+    literal pattern (bounded by the expression's length), never one built from data. Checked on
+    the raw text; an expression that calls it is one line, so no `//` comment can hide a call."""
+    if "matches" not in source:
+        return None
+    if "\n" in source or "\r" in source:
+        return "an expression that calls matches() must be on one line"
+    for call in _MATCHES_CALL.finditer(source):
+        if not _LITERAL_ARGUMENT.match(source, call.end()):
+            return (
+                "matches() takes a literal pattern: write text.matches('pattern'); a pattern "
+                "built from data could take the worker minutes to run"
             )
     return None
 

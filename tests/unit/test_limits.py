@@ -58,14 +58,24 @@ def test_an_operator_chain_long_enough_to_crash_the_engine_is_refused_before_it(
         ("[1,2].map(x, [1,2].map(y, y))", "comprehension macros (map)"),
         ("input.items.exists(i, i > 0)", "comprehension macros (exists)"),
         ("input.items . // hidden\n filter(i, true)", "comprehension macros (filter)"),
-        ("'a' + " * 40 + "'b'", "40 '+' characters; the limit is 32"),
+        ("'a' + " * 40 + "'b'", "40 '+' characters; the limit is 16"),
         ("(" * 40 + "1" + ")" * 40, "nests brackets 40 deep"),
         (" || ".join(["input.a == 1"] * 40), "names variables 40 times"),
+        ("input.a.matches(input.p)", "matches() takes a literal pattern"),
+        ("input.a.matches('x' + input.p)", "matches() takes a literal pattern"),
+        ("matches(input.a, 'x')", "matches() takes a literal pattern"),
+        ("input.a.matches( // hide\n input.p)", "must be on one line"),
     ],
 )
 def test_costly_expressions_are_refused(expression: str, message: str):
     assert message in (expression_problem(expression, LIMITS, {"input"}) or "")
     assert any(message in p for p in problems(one_node("condition", {"expression": expression})))
+
+
+def test_a_literal_pattern_is_fine():
+    assert expression_problem("input.a.matches('^(?i)ref+und|invoice$')", LIMITS, {"input"}) is None
+    variables = {"input": {"a": "Refund please"}}
+    assert evaluate("input.a.matches('(?i)refund')", variables, LIMITS) is True
 
 
 def test_refusal_looks_at_the_raw_text_so_strings_cannot_hide_a_macro():
