@@ -17,6 +17,7 @@ from app.errors import install_error_handlers
 from app.graph_catalog import load_catalog
 from app.limits import BodySizeLimit
 from app.routes import events, graphs, health, runs
+from app.secret import load_secret
 from config import Settings, get_settings, parse_api_keys
 from temporal_client import connect, ensure_search_attributes
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = parse_api_keys(settings.api_keys)
+    app.state.secret = load_secret(settings)
     app.state.tool_names = default_registry(settings.knowledge_dir, settings.notes_file).names()
     app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names)
     install_error_handlers(app)
