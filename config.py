@@ -10,10 +10,13 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workflows.limits import Limits
+
 PROJECT_ROOT = Path(__file__).resolve().parent
+_LIMITS = Limits()
 
 
 class Settings(BaseSettings):
@@ -60,6 +63,24 @@ class Settings(BaseSettings):
     max_reflection_retries: int = 1
     history_threshold: int = 10_000
 
+    # Bounds on untrusted data (graphs, expressions, templates, inputs, node outputs). Each may
+    # be lowered, never raised past the ceiling in `workflows/limits.py`; README "Limits".
+    max_expression_chars: int = _LIMITS.max_expression_chars
+    max_expression_nesting: int = _LIMITS.max_expression_nesting
+    max_expression_additions: int = _LIMITS.max_expression_additions
+    max_expression_references: int = _LIMITS.max_expression_references
+    max_template_chars: int = _LIMITS.max_template_chars
+    max_template_expressions: int = _LIMITS.max_template_expressions
+    max_graph_nodes: int = _LIMITS.max_graph_nodes
+    max_graph_edges: int = _LIMITS.max_graph_edges
+    max_graph_bytes: int = _LIMITS.max_graph_bytes
+    max_node_expressions: int = _LIMITS.max_node_expressions
+    max_input_depth: int = _LIMITS.max_input_depth
+    max_input_bytes: int = _LIMITS.max_input_bytes
+    max_node_output_bytes: int = _LIMITS.max_node_output_bytes
+    max_variables_bytes: int = _LIMITS.max_variables_bytes
+    max_parallel_nodes: int = _LIMITS.max_parallel_nodes
+
     # LLM and tools. `llm` is "offline" (built in, deterministic) or "openai" (any server that
     # speaks the OpenAI chat completions API: OpenAI, Azure, vLLM, Ollama, LM Studio).
     llm: str = "offline"
@@ -91,6 +112,14 @@ class Settings(BaseSettings):
     # When a worker dies, its cached runs' next tasks wait this long on its sticky queue before
     # any worker may take them (the SDK default is 10 s).
     sticky_schedule_to_start_s: float = 3.0
+
+    @model_validator(mode="after")
+    def _limits_within_ceilings(self) -> Settings:
+        self.limits()  # a value past its ceiling stops the process at start, with its name
+        return self
+
+    def limits(self) -> Limits:
+        return Limits(**{name: getattr(self, name) for name in Limits.model_fields})
 
 
 def parse_api_keys(spec: str | None) -> dict[str, str]:

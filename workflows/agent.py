@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
@@ -36,7 +37,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.reflection import ReflectionActivities
     from workflows import timeouts
-    from workflows.run_control import RUN_KIND, RunControl, RunFailure, failure_message
+    from workflows.limits import text_problem
+    from workflows.run_control import (
+        RUN_KIND,
+        RunControl,
+        RunFailure,
+        decode_input,
+        failure_message,
+    )
     from workflows.state import (
         EVENTS_TOPIC,
         AgentInput,
@@ -59,6 +67,8 @@ SKIP_CALCULATION_REFLECTION = "skip-calculation-reflection"
 WAIT_HANDOVER_MARGIN = 20
 # Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
 MAX_CONTEXT_CHARS = 4000
+# The most any query may hold, whatever the gateway's setting (it may only be lower).
+MAX_QUERY_CHARS = 100_000
 
 OutT = TypeVar("OutT", bound=BaseModel)
 
@@ -68,8 +78,17 @@ class AgentWorkflow(RunControl):
     _state: AgentState
 
     @workflow.init
-    def __init__(self, inp: AgentInput) -> None:
+    def __init__(self, raw: RawValue) -> None:
         now = workflow.now()
+        # The worker never trusts its input: a run that cannot be read or run fails once, with
+        # why (in `run`), instead of failing its workflow task on every attempt.
+        inp, self._unrunnable = decode_input(raw, AgentInput)
+        if inp is None:
+            inp = AgentInput(query="")
+        elif inp.state is None:
+            problem = text_problem(inp.query, MAX_QUERY_CHARS)
+            if problem is not None:
+                self._unrunnable = f"the run's query is not acceptable: {problem}"
         self._inp = inp
         if inp.state is not None:
             self._state = inp.state
@@ -102,7 +121,9 @@ class AgentWorkflow(RunControl):
     # ---- the run -------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, inp: AgentInput) -> AgentState:
+    async def run(self, raw: RawValue) -> AgentState:
+        if self._unrunnable is not None:
+            await self._fail_unrunnable(self._unrunnable)
         if self._state.status is RunStatus.PENDING:
             workflow.upsert_search_attributes([RUN_KIND.value_set(self._state.kind)])
             self._update_status(run=RunStatus.RUNNING, stage=None, message="started")

@@ -1,39 +1,48 @@
-"""Evaluating the CEL expressions of a graph (deterministic; safe inside a workflow)."""
+"""Evaluating the CEL expressions of a graph (deterministic; safe inside a workflow).
+
+The worker never trusts the spec it runs: every expression is checked against the run's limits
+again before the CEL engine sees it (see `workflows/limits.py`).
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import json
 from typing import Any
 
-import cel
-
-from workflows.graph_spec import template_parts
+from workflows.graph_spec import compiled
+from workflows.limits import Limits, expression_problem, template_parts, template_problem
 
 
 class ExpressionError(Exception):
-    """An expression failed at run time (a missing key, a type mismatch, ...)."""
+    """An expression failed at run time (a missing key, a type mismatch, a limit, ...)."""
 
 
-@lru_cache(maxsize=4096)
-def _compiled(source: str) -> Any:
-    return cel.compile(source)
-
-
-def evaluate(source: str, variables: dict[str, Any]) -> Any:
+def evaluate(source: str, variables: dict[str, Any], limits: Limits) -> Any:
+    problem = expression_problem(source, limits, variables.keys())
+    if problem is not None:
+        raise ExpressionError(f"{_short(source)} refused: {problem}")
     try:
-        return plain(_compiled(source).execute(variables))
+        return plain(compiled(source).execute(variables))
     except Exception as exc:  # the library raises KeyError, TypeError, RuntimeError, ...
-        raise ExpressionError(f"{source!r} failed: {_describe(exc)}") from None
+        raise ExpressionError(f"{_short(source)} failed: {_describe(exc)}") from None
 
 
-def render(template: str, variables: dict[str, Any]) -> str:
+def render(template: str, variables: dict[str, Any], limits: Limits) -> str:
+    problem = template_problem(template, limits)
+    if problem is not None:
+        raise ExpressionError(f"template refused: {problem}")
     out = []
+    size = 0
     for text, is_expression in template_parts(template):
-        if not is_expression:
-            out.append(text)
-            continue
-        value = evaluate(text, variables)
-        out.append(value if isinstance(value, str) else _to_text(value))
+        if is_expression:
+            value = evaluate(text, variables, limits)
+            text = value if isinstance(value, str) else _to_text(value)
+        size += len(text)
+        if size > limits.max_node_output_bytes:
+            raise ExpressionError(
+                f"the rendered text is longer than {limits.max_node_output_bytes} characters"
+            )
+        out.append(text)
     return "".join(out)
 
 
@@ -49,12 +58,14 @@ def plain(value: Any) -> Any:
 
 
 def _to_text(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True)
+
+
+def _short(source: str) -> str:
+    return repr(source if len(source) <= 80 else source[:77] + "...")
 
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"no key {exc.args[0]!r}"
-    return str(exc).split("\n")[0]
+    return str(exc).split("\n")[0][:300]

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import (
     ActivityError,
@@ -34,13 +34,20 @@ with workflow.unsafe.imports_passed_through():
     from activities.graph_nodes import GraphNodeActivities
     from activities.models import CompleteInput, ToolCallInput
     from workflows import timeouts
-    from workflows.agent import AgentWorkflow
     from workflows.expressions import ExpressionError, evaluate, render
-    from workflows.graph_spec import GraphPlan, GraphSpec, NodeSpec, build_plan
-    from workflows.run_control import RUN_KIND, RunControl, RunFailure, failure_message
+    from workflows.graph_spec import GraphPlan, GraphSpec, NodeSpec, build_plan, validate
+    from workflows.limits import IN_WORKFLOW_STEPS_PER_ACTIVATION, json_problems, json_size
+    from workflows.run_control import (
+        RUN_KIND,
+        RunControl,
+        RunFailure,
+        decode_input,
+        failure_message,
+    )
     from workflows.state import (
         EVENTS_TOPIC,
         AgentInput,
+        AgentState,
         GraphInput,
         GraphState,
         NodeState,
@@ -51,6 +58,13 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PENDING, TAKEN, NOT_TAKEN = "pending", "taken", "not_taken"
+# Node kinds evaluated by the workflow itself, between two Temporal commands.
+IN_WORKFLOW_TYPES = frozenset({"condition", "transform"})
+# workflow.patched() ids (docs/versioning.md): runs recorded before these guards replay as they ran.
+YIELD_BETWEEN_INLINE_NODES = "yield-between-inline-nodes"
+BOUND_PARALLEL_NODES = "bound-parallel-nodes"
+# A graph whose input cannot be read still needs a spec to show; this one runs nothing.
+_UNREADABLE = GraphSpec(name="unreadable", entry="none", nodes=[])
 
 
 class NodeFailed(Exception):
@@ -62,12 +76,26 @@ class GraphWorkflow(RunControl):
     _state: GraphState
 
     @workflow.init
-    def __init__(self, inp: GraphInput) -> None:
+    def __init__(self, raw: RawValue) -> None:
         now = workflow.now()
+        # The worker never trusts its input: decode it and check it against its limits here, and
+        # fail the run once (in `run`) with what is wrong, rather than its workflow task forever.
+        inp, self._unrunnable = decode_input(raw, GraphInput)
+        if inp is None:
+            inp = GraphInput(spec=_UNREADABLE)
+        else:
+            self._unrunnable = _input_problem(inp)
+        if self._unrunnable is not None:
+            inp = GraphInput(spec=_UNREADABLE, tenant=inp.tenant)
         spec = inp.spec
         self._inp = inp
         self._spec = spec
-        self._plan: GraphPlan = build_plan(spec)
+        self._limits = inp.limits
+        self._plan: GraphPlan = (
+            build_plan(spec)
+            if spec.nodes
+            else GraphPlan([], {}, {}, frozenset(), frozenset(), has_cycle=False)
+        )
         self._by_id: dict[str, NodeSpec] = {n.id: n for n in spec.nodes}
         self._state = GraphState(
             run_id=workflow.info().workflow_id,
@@ -86,6 +114,10 @@ class GraphWorkflow(RunControl):
         self._running: dict[str, asyncio.Task[None]] = {}
         self._finished: list[tuple[str, str | None]] = []  # (node id, error or None)
         self._input_text: str | None = None
+        # Bytes of each node's output in `variables` (their sum is bounded by the limits).
+        self._output_bytes: dict[str, int] = {}
+        self._inline_steps = 0
+        self._inline_since = 0  # history length when the count began
         self._stream = WorkflowStream(None)
         self._events = self._stream.topic(EVENTS_TOPIC, type=StreamEvent)
 
@@ -99,8 +131,10 @@ class GraphWorkflow(RunControl):
     # ---- the run -------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, inp: GraphInput) -> GraphState:
+    async def run(self, raw: RawValue) -> GraphState:
         workflow.upsert_search_attributes([RUN_KIND.value_set("graph")])
+        if self._unrunnable is not None:
+            await self._fail_unrunnable(self._unrunnable)
         self._update_status(run=RunStatus.RUNNING, message=f"graph {self._spec.name} started")
         self._ready.append(self._spec.entry)
         try:
@@ -135,7 +169,12 @@ class GraphWorkflow(RunControl):
         while True:
             if self._ready:
                 await self._hold_if_paused()
+                await self._yield_if_long()
             while self._ready:
+                if len(self._running) >= self._limits.max_parallel_nodes and workflow.patched(
+                    BOUND_PARALLEL_NODES
+                ):
+                    break  # one run never holds more than its share of the worker's slots
                 node_id = self._ready.pop(0)
                 self._state.steps += 1
                 if self._spec.max_steps is not None and self._state.steps > self._spec.max_steps:
@@ -151,6 +190,18 @@ class GraphWorkflow(RunControl):
                 node_id, error = self._finished.pop(0)
                 del self._running[node_id]
                 self._after(node_id, error)
+
+    async def _yield_if_long(self) -> None:
+        """After a run of nodes evaluated by the workflow itself, give the activation back to
+        Temporal (a 1 ms timer), so a loop of them never trips the deadlock detector."""
+        length = workflow.info().get_current_history_length()
+        if length != self._inline_since:  # a new activation: the count starts again
+            self._inline_since, self._inline_steps = length, 0
+        if self._inline_steps < IN_WORKFLOW_STEPS_PER_ACTIVATION:
+            return
+        if workflow.patched(YIELD_BETWEEN_INLINE_NODES):
+            await workflow.sleep(timedelta(milliseconds=1))
+        self._inline_steps = 0
 
     async def _stop_running(self) -> None:
         for task in self._running.values():
@@ -175,7 +226,7 @@ class GraphWorkflow(RunControl):
             taken = edge.on in (outcome, "always")
             if taken and edge.when is not None:
                 try:
-                    taken = bool(evaluate(edge.when, variables))
+                    taken = bool(evaluate(edge.when, variables, self._limits))
                 except ExpressionError as exc:
                     raise RunFailure(f"edge {edge.source} -> {edge.target}: when {exc}") from None
             if i in self._plan.back_edges:
@@ -244,6 +295,8 @@ class GraphWorkflow(RunControl):
         spec = self._by_id[node_id]
         node = self._node_state[node_id]
         node.runs += 1
+        if spec.type in IN_WORKFLOW_TYPES:
+            self._inline_steps += 1
         error: str | None = None
         try:
             self._update_status(node=node, node_status=NodeStatus.INITIALIZING)
@@ -254,6 +307,9 @@ class GraphWorkflow(RunControl):
             self._update_status(node=node, node_status=NodeStatus.INITIALIZED)
             self._update_status(node=node, node_status=NodeStatus.EXECUTING)
             value, metadata = await self._execute(spec, node, prepared)
+            self._check_output_size(node_id, value)
+            if spec.type == "transform":
+                self._state.variables["vars"] = {**self._state.variables["vars"], **value}
         except NodeFailed as exc:
             error = str(exc)
             self._state.variables[node_id] = {
@@ -265,29 +321,55 @@ class GraphWorkflow(RunControl):
             if node.status in (NodeStatus.INITIALIZING, NodeStatus.EXECUTING):
                 self._update_status(node=node, node_status=NodeStatus.CANCELLED)
             raise
+        except Exception as exc:  # noqa: BLE001 - a bug must fail the node, never hang the run
+            error = f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
+            self._update_status(node=node, node_status=NodeStatus.FAILED, error=error)
         else:
             metadata.update({"status": "completed", "runs": node.runs})
             self._state.variables[node_id] = {"value": value, "metadata": metadata}
             self._update_status(node=node, node_status=NodeStatus.COMPLETED)
         self._finished.append((node_id, error))
 
+    def _check_output_size(self, node_id: str, value: Any) -> None:
+        """A node output over its bound, or one that would take the run's variables over theirs,
+        fails the node (Temporal would refuse the run's state past 2 MB, on every retry)."""
+        limits = self._limits
+        size = json_size(value)
+        if size > limits.max_node_output_bytes:
+            raise NodeFailed(f"output is {size} bytes; the limit is {limits.max_node_output_bytes}")
+        sizes = {**self._output_bytes, node_id: size}
+        if node_id in self._by_id and self._by_id[node_id].type == "transform":
+            sizes["vars"] = json_size({**self._state.variables["vars"], **value})
+        total = sum(sizes.values())
+        if total > limits.max_variables_bytes:
+            raise NodeFailed(
+                f"the run's variables would be {total} bytes; the limit is "
+                f"{limits.max_variables_bytes}"
+            )
+        self._output_bytes = sizes
+
     def _prepare(self, spec: NodeSpec) -> dict[str, Any]:
         """Evaluate the node's expressions and templates against the current variables."""
         variables = self._variables()
         config = spec.config
+        limits = self._limits
         if spec.type == "llm":
-            return {"prompt": render(config["prompt"], variables)}
+            return {"prompt": render(config["prompt"], variables, limits)}
         if spec.type == "tool":
-            args = {k: evaluate(v, variables) for k, v in (config.get("args") or {}).items()}
+            args = {
+                k: evaluate(v, variables, limits) for k, v in (config.get("args") or {}).items()
+            }
             return {"tool": config["tool"], "args": args}
         if spec.type == "condition":
-            return {"value": evaluate(config["expression"], variables)}
+            return {"value": evaluate(config["expression"], variables, limits)}
         if spec.type == "transform":
-            return {"set": {k: evaluate(v, variables) for k, v in sorted(config["set"].items())}}
+            return {
+                "set": {k: evaluate(v, variables, limits) for k, v in sorted(config["set"].items())}
+            }
         if spec.type == "human_input":
-            return {"question": render(config["question"], variables)}
+            return {"question": render(config["question"], variables, limits)}
         if spec.type == "agent":
-            return {"query": render(config["query"], variables)}
+            return {"query": render(config["query"], variables, limits)}
         raise NodeFailed(f"unknown node type {spec.type!r}")  # validation prevents this
 
     async def _execute(
@@ -296,8 +378,7 @@ class GraphWorkflow(RunControl):
         if spec.type == "condition":
             return prepared["value"], {}
         if spec.type == "transform":
-            self._state.variables["vars"] = {**self._state.variables["vars"], **prepared["set"]}
-            return prepared["set"], {}
+            return prepared["set"], {}  # merged into `vars` once its size is checked
         if spec.type == "human_input":
             return {"text": await self._ask(spec.id, prepared["question"])}, {}
         if spec.type == "agent":
@@ -389,15 +470,36 @@ class GraphWorkflow(RunControl):
         child_id = f"{self._state.run_id}-{spec.id}-{node.runs}"
         try:
             result = await workflow.execute_child_workflow(
-                AgentWorkflow.run,
+                "AgentWorkflow",
                 AgentInput(query=query, tenant=self._state.tenant),
                 id=child_id,
                 task_timeout=workflow.info().task_timeout,
+                result_type=AgentState,
             )
         except ChildWorkflowError as exc:
             raise NodeFailed(f"agent run {child_id} failed: {failure_message(exc)}") from None
         self._state.usage.add(result.usage if result.usage else Usage())
         return {"answer": result.answer, "status": result.status.value}, {"run_id": child_id}
+
+
+def _input_problem(inp: GraphInput) -> str | None:
+    """What makes a decoded input unrunnable: a spec that does not validate (tools aside: the
+    worker does not know the gateway's registry; an unknown tool fails its node), or an input over
+    the run's limits."""
+    checked = validate(inp.spec, None, inp.limits)
+    if not checked.ok:
+        listed = "; ".join(f"{p.path}: {p.message}" for p in checked.problems[:5])
+        more = len(checked.problems) - 5
+        return f"the graph is not valid: {listed}" + (f" (and {more} more)" if more > 0 else "")
+    limits = inp.limits
+    problems = json_problems(
+        inp.input, max_depth=limits.max_input_depth, max_bytes=limits.max_input_bytes
+    )
+    if problems:
+        return "the graph's input is not acceptable: " + "; ".join(
+            f"{path}: {message}" for path, message in problems[:5]
+        )
+    return None
 
 
 def _attempts(exc: ActivityError) -> int:

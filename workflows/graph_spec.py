@@ -12,14 +12,25 @@ the id of any node (its output `{value, metadata}`, or null while it has not run
 
 from __future__ import annotations
 
+import json
 import re
 from collections import deque
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import cel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workflows.limits import (
+    Limits,
+    ceiling,
+    expression_problem,
+    json_problems,
+    template_expressions,
+    template_problem,
+)
 
 NODE_TYPES = ("llm", "tool", "condition", "transform", "human_input", "agent")
 # What each node type needs in its `config`, and which of those fields are templates.
@@ -38,12 +49,15 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 BUILTIN_NAMES = frozenset({"input", "vars"})
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _CEL_RESERVED = frozenset(
     """true false null in as break const continue else for function if import let loop package
     namespace return var void while input vars""".split()
 )
-MAX_NODES = 20_000
+# Structural ceilings, so that even decoding a spec is bounded; the limits in force are lower.
+MAX_NODES = ceiling("max_graph_nodes")
+MAX_EDGES = ceiling("max_graph_edges")
+# How deep a spec's JSON may nest at all (config values included).
+MAX_SPEC_DEPTH = 16
 
 
 class RetrySpec(BaseModel):
@@ -88,7 +102,7 @@ class GraphSpec(BaseModel):
         default=None, ge=1, le=1_000_000, description="Bound on node executions (needed for cycles)"
     )
     nodes: list[NodeSpec] = Field(max_length=MAX_NODES)
-    edges: list[EdgeSpec] = Field(default_factory=list)
+    edges: list[EdgeSpec] = Field(default_factory=list, max_length=MAX_EDGES)
 
 
 @dataclass(frozen=True)
@@ -120,8 +134,19 @@ class Validation:
         return not self.problems
 
 
-def validate(data: Any, tools: Collection[str]) -> Validation:
-    """Every problem of a graph definition at once, each with a JSON path and a message."""
+def validate(data: Any, tools: Collection[str] | None, limits: Limits | None = None) -> Validation:
+    """Every problem of a graph definition at once, each with a JSON path and a message.
+
+    `tools` None skips the tool check (the worker re-validates a pinned spec without knowing
+    the gateway's registry). Limits are checked before any expression reaches the CEL engine.
+    """
+    limits = limits or Limits()
+    raw = data.model_dump(exclude_defaults=True) if isinstance(data, GraphSpec) else data
+    oversized = json_problems(
+        raw, max_depth=MAX_SPEC_DEPTH, max_bytes=limits.max_graph_bytes, path="graph"
+    )
+    if oversized:
+        return Validation(None, [Problem(path, message) for path, message in oversized])
     try:
         spec = data if isinstance(data, GraphSpec) else GraphSpec.model_validate(data)
     except ValidationError as exc:
@@ -133,7 +158,17 @@ def validate(data: Any, tools: Collection[str]) -> Validation:
             ],
         )
     problems: list[Problem] = []
-    ids = _check_nodes(spec, tools, problems)
+    if len(spec.nodes) > limits.max_graph_nodes:
+        problems.append(
+            Problem("nodes", f"{len(spec.nodes)} nodes; the limit is {limits.max_graph_nodes}")
+        )
+    if len(spec.edges) > limits.max_graph_edges:
+        problems.append(
+            Problem("edges", f"{len(spec.edges)} edges; the limit is {limits.max_graph_edges}")
+        )
+    if problems:
+        return Validation(spec, problems)
+    ids = _check_nodes(spec, tools, limits, problems)
     _check_edges(spec, ids, problems)
     if spec.entry not in ids:
         problems.append(
@@ -143,7 +178,7 @@ def validate(data: Any, tools: Collection[str]) -> Validation:
         )
     names = frozenset(BUILTIN_NAMES | ids.keys())
     for path, source in _expressions(spec):
-        problems.extend(_check_expression(path, source, names))
+        problems.extend(_check_expression(path, source, names, limits))
     plan = None
     if spec.entry in ids and not any(p.path.startswith("edges") for p in problems):
         plan = build_plan(spec)
@@ -159,7 +194,7 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 def _check_nodes(
-    spec: GraphSpec, tools: Collection[str], problems: list[Problem]
+    spec: GraphSpec, tools: Collection[str] | None, limits: Limits, problems: list[Problem]
 ) -> dict[str, int]:
     ids: dict[str, int] = {}
     for i, node in enumerate(spec.nodes):
@@ -196,17 +231,51 @@ def _check_nodes(
                     Problem(f"{where}.config.{key}", f"a {node.type} node needs config.{key}")
                 )
         _check_config_types(node, where, tools, problems)
+        _check_node_size(node, where, limits, problems)
     return ids
 
 
+def _check_node_size(node: NodeSpec, where: str, limits: Limits, problems: list[Problem]) -> None:
+    config = node.config
+    count = 0
+    for key in TEMPLATE_FIELDS.get(node.type, ()):
+        if isinstance(config.get(key), str):
+            problem = template_problem(config[key], limits)
+            if problem is not None:
+                problems.append(Problem(f"{where}.config.{key}", problem))
+                return
+            count += sum(1 for _ in template_expressions(config[key]))
+    for key in ("set", "args"):
+        if isinstance(config.get(key), dict):
+            count += len(config[key])
+    if count > limits.max_node_expressions:
+        problems.append(
+            Problem(
+                f"{where}.config",
+                f"the node has {count} expressions; the limit is {limits.max_node_expressions}",
+            )
+        )
+
+
 def _check_config_types(
-    node: NodeSpec, where: str, tools: Collection[str], problems: list[Problem]
+    node: NodeSpec, where: str, tools: Collection[str] | None, problems: list[Problem]
 ) -> None:
     config = node.config
     for key in (*TEMPLATE_FIELDS.get(node.type, ()), "expression"):
         if key in config and not isinstance(config[key], str):
             problems.append(Problem(f"{where}.config.{key}", f"config.{key} must be a string"))
-    if node.type == "tool" and "tool" in config:
+    for key in ("set", "args"):
+        if node.type in ("transform", "tool") and isinstance(config.get(key), dict):
+            for name, source in config[key].items():
+                if not isinstance(source, str):
+                    problems.append(
+                        Problem(
+                            f"{where}.config.{key}.{name}",
+                            f"must be a CEL expression as a string (write {json.dumps(source)!r}"
+                            " for that value)",
+                        )
+                    )
+    if node.type == "tool" and "tool" in config and tools is not None:
         if config["tool"] not in tools:
             problems.append(
                 Problem(
@@ -247,23 +316,33 @@ def _expressions(spec: GraphSpec) -> Iterator[tuple[str, str]]:
         where = f"nodes[{i}].config"
         if node.type == "condition" and isinstance(config.get("expression"), str):
             yield f"{where}.expression", config["expression"]
-        if node.type == "transform" and isinstance(config.get("set"), dict):
-            for key, source in config["set"].items():
-                yield f"{where}.set.{key}", source if isinstance(source, str) else repr(source)
-        if node.type == "tool" and isinstance(config.get("args"), dict):
-            for key, source in config["args"].items():
-                yield f"{where}.args.{key}", source if isinstance(source, str) else repr(source)
+        for key in ("set", "args"):
+            if node.type in ("transform", "tool") and isinstance(config.get(key), dict):
+                for name, source in config[key].items():
+                    if isinstance(source, str):
+                        yield f"{where}.{key}.{name}", source
         for key in TEMPLATE_FIELDS.get(node.type, ()):
             if isinstance(config.get(key), str):
-                for j, match in enumerate(_TEMPLATE.finditer(config[key])):
-                    yield f"{where}.{key}{{{{{j}}}}}", match.group(1).strip()
+                for j, source in enumerate(template_expressions(config[key])):
+                    yield f"{where}.{key}{{{{{j}}}}}", source
 
 
-def _check_expression(path: str, source: str, names: frozenset[str]) -> list[Problem]:
+@lru_cache(maxsize=4096)
+def compiled(source: str) -> Any:
+    """The CEL program of an expression that passed `expression_problem` (cached)."""
+    return cel.compile(source)
+
+
+def _check_expression(
+    path: str, source: str, names: frozenset[str], limits: Limits
+) -> list[Problem]:
     if not source.strip():
         return [Problem(path, "expression is empty")]
+    problem = expression_problem(source, limits, names)
+    if problem is not None:
+        return [Problem(path, problem)]
     try:
-        program = cel.compile(source)
+        program = compiled(source)
     except (ValueError, RuntimeError) as exc:
         message = str(exc).replace("\n", " ")
         return [Problem(path, f"expression does not compile: {message}")]
@@ -357,15 +436,3 @@ def _walk(start: str, neighbours: Any) -> set[str]:
                 seen.add(nxt)
                 queue.append(nxt)
     return seen
-
-
-def template_parts(template: str) -> list[tuple[str, bool]]:
-    """Split a template into (text, is_expression) parts."""
-    parts: list[tuple[str, bool]] = []
-    last = 0
-    for match in _TEMPLATE.finditer(template):
-        parts.append((template[last : match.start()], False))
-        parts.append((match.group(1).strip(), True))
-        last = match.end()
-    parts.append((template[last:], False))
-    return parts

@@ -5,14 +5,15 @@ it; Temporal registers the handlers of a base class like the class's own.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import RawValue, SearchAttributeKey
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowTopicHandle
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from workflows.limits import text_problem
 from workflows.state import (
     TERMINAL_STATUSES,
     InputAccepted,
@@ -34,6 +35,8 @@ RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
 RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
 # Set by the gateway when a run starts (API-key tenant); the workflow never changes it.
 TENANT = SearchAttributeKey.for_keyword("Tenant")
+
+InputT = TypeVar("InputT")
 
 # The event log travels in the state (and through continue-as-new); keep its tail only.
 MAX_EVENTS = 500
@@ -66,14 +69,25 @@ class RunControl:
         if problem is not None:
             raise ApplicationError(problem[1], type=problem[0])
 
+    # Signals take any number of arguments of any shape: operators type them by hand
+    # (`temporal workflow signal`, with no `--input` or several), and a handler whose signature
+    # does not match would fail the workflow task on every attempt. What is malformed is logged
+    # and dropped; the run goes on.
+
     @workflow.signal
-    def provide_input(self, payload: Any) -> None:
-        # Operators type this payload by hand (`temporal workflow signal`); a malformed one must
-        # never break the run, so it is validated here, logged and dropped.
+    def provide_input(self, *args: Any) -> None:
+        if len(args) != 1:
+            workflow.logger.warning(
+                'ignored provide_input with %d arguments (expected one: {"text": ...})',
+                len(args),
+            )
+            return
         try:
-            text = UserInput.model_validate(payload).text
+            text = UserInput.model_validate(args[0]).text
         except ValidationError as exc:
-            workflow.logger.warning("ignored provide_input with a malformed payload: %s", exc)
+            workflow.logger.warning(
+                "ignored provide_input with a malformed payload: %s", str(exc)[:300]
+            )
             return
         problem = self._input_problem(text)
         if problem is not None:
@@ -82,14 +96,14 @@ class RunControl:
         self._accept_input(text)
 
     @workflow.signal
-    def pause(self) -> None:
+    def pause(self, *_ignored: Any) -> None:
         if self._state.status in TERMINAL_STATUSES or self._state.paused:
             return
         self._state.paused = True
         self._log_event("control", "pause requested; the run holds before its next activity")
 
     @workflow.signal
-    def resume(self) -> None:
+    def resume(self, *_ignored: Any) -> None:
         if not self._state.paused:
             return
         self._state.paused = False
@@ -99,10 +113,9 @@ class RunControl:
         status = self._state.status
         if status is not RunStatus.WAITING_FOR_INPUT:
             return "InvalidState", f"the run is {status.value}, not waiting for input"
-        if not text.strip():
-            return "InvalidInput", "text must not be empty"
-        if len(text) > self._max_input_chars:
-            return "InvalidInput", f"text is longer than {self._max_input_chars} characters"
+        problem = text_problem(text, self._max_input_chars)
+        if problem is not None:
+            return "InvalidInput", problem
         return None
 
     def _accept_input(self, text: str) -> None:
@@ -173,7 +186,8 @@ class RunControl:
         self._state.events.append(RunEvent(at=now, kind=kind, message=text))
         del self._state.events[:-MAX_EVENTS]
         self._events.publish(StreamEvent(type=kind, at=now, data=data or {"message": text}))
-        workflow.logger.info("run %s %s: %s", self._state.run_id, kind, text)
+        # No logging here: this runs for every node, and a log call interrupted by the deadlock
+        # detector while it holds the logging lock has wedged a worker for good.
 
     async def _hold_if_paused(self) -> None:
         if not self._state.paused:
@@ -182,6 +196,13 @@ class RunControl:
             self._update_status(run=RunStatus.PAUSED, message="held before the next activity")
         await workflow.wait_condition(lambda: not self._state.paused)
         self._update_status(run=RunStatus.RUNNING, message="resumed")
+
+    async def _fail_unrunnable(self, message: str) -> None:
+        """End a run whose input cannot be run (undecodable, over its limits): failed, once."""
+        self._state.errors.append(message)
+        self._update_status(run=RunStatus.FAILED, message=message)
+        await self._finish_stream({})
+        raise ApplicationError(message, type="InvalidRunInput", non_retryable=True)
 
     async def _finish_stream(self, result: dict[str, Any]) -> None:
         """Publish the terminal `result` event and release subscribers' long polls."""
@@ -195,6 +216,16 @@ class RunControl:
         )
         self._stream.detach_pollers()
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+
+def decode_input(raw: RawValue, model: type[InputT]) -> tuple[InputT | None, str | None]:
+    """The run's input as `model`, or why it cannot be: a worker that cannot decode a run's
+    input fails that run once, with the reason, instead of failing its workflow task forever."""
+    try:
+        return workflow.payload_converter().from_payload(raw.payload, model), None
+    except Exception as exc:  # a bad shape, JSON nested past the decoder's limit, ...
+        message = str(exc).replace("\n", " ")[:500]
+        return None, f"the run's input cannot be read: {message}"
 
 
 def failure_message(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from workflows.graph_spec import GraphSpec
+from workflows.limits import Limits
 
 
 class RunStatus(StrEnum):
@@ -275,3 +276,6 @@ class GraphInput(BaseModel):
     tenant: str | None = None
     input_timeout_s: float = 7 * 24 * 3600
     max_input_chars: int = 8000
+    # The bounds the run was started with; the worker enforces them (they cannot exceed the
+    # ceilings: an input that says otherwise does not decode, and the run fails with why).
+    limits: Limits = Field(default_factory=Limits)

@@ -4,11 +4,12 @@ made without `workflow.patched` — for the versioning tests (docs/versioning.md
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import Intent
     from workflows.agent import AgentWorkflow
-    from workflows.state import AgentInput, AgentState, Reflection, Stage
+    from workflows.state import AgentState, Reflection, Stage
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -16,12 +17,12 @@ class AgentWorkflowBeforeChange(AgentWorkflow):
     """The code deployed before the change: every answer is reflected on."""
 
     @workflow.init
-    def __init__(self, inp: AgentInput) -> None:
-        super().__init__(inp)
+    def __init__(self, raw: RawValue) -> None:
+        super().__init__(raw)
 
     @workflow.run
-    async def run(self, inp: AgentInput) -> AgentState:
-        return await super().run(inp)
+    async def run(self, raw: RawValue) -> AgentState:
+        return await super().run(raw)
 
     async def _reflect(self) -> None:
         await self._reflect_with_activity()
@@ -32,12 +33,12 @@ class AgentWorkflowUnguardedChange(AgentWorkflow):
     """The same change without `workflow.patched`: old histories no longer replay."""
 
     @workflow.init
-    def __init__(self, inp: AgentInput) -> None:
-        super().__init__(inp)
+    def __init__(self, raw: RawValue) -> None:
+        super().__init__(raw)
 
     @workflow.run
-    async def run(self, inp: AgentInput) -> AgentState:
-        return await super().run(inp)
+    async def run(self, raw: RawValue) -> AgentState:
+        return await super().run(raw)
 
     async def _reflect(self) -> None:
         state = self._state

@@ -1,0 +1,221 @@
+"""Limits on what users send — graphs, expressions, templates, inputs — and the checks that
+enforce them. Pure, linear in the size of what they check, never recursive.
+
+The gateway checks a run's input before the run starts; the worker checks it again (it never
+trusts its input) before any library sees it: the CEL engine overflows its stack on operator
+chains of ~12,000 terms and holds the GIL while it evaluates, the JSON codec gives up past 200
+levels, and Temporal refuses payloads over 2 MB. Each limit is a setting (`DURABLE_AGENT_<NAME>`,
+see `config.py`) that may lower, never raise, the ceiling written here; a run carries the limits
+it started with, and the worker enforces them clamped to the ceilings.
+
+Why expressions are bounded the way they are: without comprehension macros a CEL expression does
+work proportional to its own length and to the size of the values it names, so bounding its
+length, its nesting, how many values it names and how often it concatenates (`+`) bounds its
+cost; the values themselves are bounded where they enter the run (input, node outputs).
+Comprehensions (`all`, `exists`, `exists_one`, `filter`, `map`) multiply cost by list sizes, and
+nested ones by each other (six nested `map`s froze a worker for 9 s), so they are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+KIB = 1024
+
+
+class Limits(BaseModel):
+    """Every bound on a run's untrusted data. Defaults are what runs get; `le` is the ceiling."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_expression_chars: int = Field(default=2000, ge=1, le=2000)
+    max_expression_nesting: int = Field(default=32, ge=1, le=64)
+    max_expression_additions: int = Field(default=32, ge=0, le=64)
+    max_expression_references: int = Field(default=32, ge=1, le=64)
+    max_template_chars: int = Field(default=20_000, ge=1, le=100_000)
+    max_template_expressions: int = Field(default=32, ge=0, le=64)
+    max_graph_nodes: int = Field(default=1000, ge=1, le=5000)
+    max_graph_edges: int = Field(default=4000, ge=0, le=20_000)
+    max_graph_bytes: int = Field(default=512 * KIB, ge=1, le=1024 * KIB)
+    max_node_expressions: int = Field(default=32, ge=1, le=64)
+    max_input_depth: int = Field(default=32, ge=1, le=64)
+    max_input_bytes: int = Field(default=64 * KIB, ge=1, le=256 * KIB)
+    max_node_output_bytes: int = Field(default=64 * KIB, ge=1, le=256 * KIB)
+    max_variables_bytes: int = Field(default=512 * KIB, ge=1, le=1024 * KIB)
+    max_parallel_nodes: int = Field(default=16, ge=1, le=64)
+
+
+def ceiling(name: str) -> int:
+    """The most a setting of that name may allow."""
+    for constraint in Limits.model_fields[name].metadata:
+        bound = getattr(constraint, "le", None)
+        if isinstance(bound, int):
+            return bound
+    raise KeyError(name)
+
+
+# Nodes that run inside the workflow (condition, transform) between two yields to Temporal, so
+# that one activation never runs long enough for the deadlock detector to fire.
+IN_WORKFLOW_STEPS_PER_ACTIVATION = 20
+
+_COMPREHENSION = re.compile(
+    r"\.\s*(all|exists|exists_one|filter|map|transformList|transformMap|transformMapEntry)\s*\("
+)
+_LINE_COMMENT = re.compile(r"//[^\n]*")
+_NAME = r"(?<![.\w`])({names})\b"
+
+
+def expression_problem(source: str, limits: Limits, names: Collection[str]) -> str | None:
+    """Why the expression may not be compiled or run, or None. Conservative: it looks at the raw
+    text (string literals and comments included), so it can refuse but never be fooled."""
+    if len(source) > limits.max_expression_chars:
+        return (
+            f"expression is {len(source)} characters long; the limit is "
+            f"{limits.max_expression_chars}"
+        )
+    for text in (source, _LINE_COMMENT.sub("", source)):
+        match = _COMPREHENSION.search(text)
+        if match:
+            return (
+                f"comprehension macros ({match.group(1)}) are not supported in graph "
+                "expressions: their cost cannot be bounded; use a tool node for list work"
+            )
+    depth = deepest = 0
+    for char in source:
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    if deepest > limits.max_expression_nesting:
+        return (
+            f"expression nests brackets {deepest} deep; the limit is "
+            f"{limits.max_expression_nesting}"
+        )
+    additions = source.count("+")
+    if additions > limits.max_expression_additions:
+        return (
+            f"expression has {additions} '+' characters; the limit is "
+            f"{limits.max_expression_additions}"
+        )
+    if names:
+        pattern = _NAME.format(names="|".join(sorted(map(re.escape, names))))
+        references = len(re.findall(pattern, source))
+        if references > limits.max_expression_references:
+            return (
+                f"expression names variables {references} times; the limit is "
+                f"{limits.max_expression_references}"
+            )
+    return None
+
+
+def template_parts(template: str) -> list[tuple[str, bool]]:
+    """Split a template into (text, is_expression) parts: `{{ expr }}` is an expression, the rest
+    text. Linear: each `{{` is matched with the first `}}` after it; an unclosed `{{` is text."""
+    parts: list[tuple[str, bool]] = []
+    last = 0
+    while True:
+        start = template.find("{{", last)
+        if start < 0:
+            break
+        end = template.find("}}", start + 2)
+        if end < 0:
+            break
+        parts.append((template[last:start], False))
+        parts.append((template[start + 2 : end].strip(), True))
+        last = end + 2
+    parts.append((template[last:], False))
+    return parts
+
+
+def template_expressions(template: str) -> Iterator[str]:
+    for text, is_expression in template_parts(template):
+        if is_expression:
+            yield text
+
+
+def template_problem(template: str, limits: Limits) -> str | None:
+    if len(template) > limits.max_template_chars:
+        return (
+            f"template is {len(template)} characters long; the limit is {limits.max_template_chars}"
+        )
+    count = sum(1 for _ in template_expressions(template))
+    if count > limits.max_template_expressions:
+        return (
+            f"template has {count} {{{{ ... }}}} expressions; the limit is "
+            f"{limits.max_template_expressions}"
+        )
+    return None
+
+
+def json_problems(
+    value: Any, *, max_depth: int, max_bytes: int, path: str = "input"
+) -> list[tuple[str, str]]:
+    """(JSON path, message) for what no run should carry: nesting deeper than `max_depth`, more
+    than `max_bytes` once serialized, strings or keys that are not valid Unicode (a lone
+    surrogate cannot be encoded). Iterative, and it stops counting once over the size."""
+    problems: list[tuple[str, str]] = []
+    size = 0
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > max_depth:
+            problems.append((where, f"nested deeper than {max_depth} levels"))
+            continue
+        if isinstance(item, dict):
+            size += 2
+            for key, child in item.items():
+                key_text = str(key)
+                if _not_unicode(key_text):
+                    problems.append((where, "a key is not valid Unicode (lone surrogate)"))
+                    continue
+                size += len(key_text) + 4
+                stack.append((child, f"{where}.{key_text}", depth + 1))
+        elif isinstance(item, list | tuple):
+            size += 2
+            for index, child in enumerate(item):
+                stack.append((child, f"{where}[{index}]", depth + 1))
+        elif isinstance(item, str):
+            if _not_unicode(item):
+                problems.append((where, "text is not valid Unicode (lone surrogate)"))
+            size += len(item) + 2
+        else:
+            size += 8
+        if size > max_bytes:
+            problems.append((path, f"larger than {max_bytes} bytes"))
+            break
+    return problems
+
+
+def json_size(value: Any) -> int:
+    """Bytes of the value as compact JSON (what it costs in a Temporal payload)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+
+
+def text_problem(text: str, max_chars: int) -> str | None:
+    """Why a user's text (a query, an answer to a question) is not acceptable, or None."""
+    if len(text) > max_chars:
+        return f"text is longer than {max_chars} characters"
+    if _not_unicode(text):
+        return "text is not valid Unicode (lone surrogate)"
+    if is_blank(text):
+        return "text must not be blank"
+    return None
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a person could read: only whitespace, NULs or other control characters."""
+    return not any(char.isprintable() and not char.isspace() for char in text)
+
+
+def _not_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
