@@ -22,6 +22,7 @@ one that escapes a route is translated by the handler, so it is never a 500.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -155,9 +156,17 @@ def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+class ErrorResponse(JSONResponse):
+    """JSON with non-ASCII escaped: an error may quote what the client sent, and what it sent
+    may hold a lone surrogate, which has no UTF-8 encoding."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     def render(exc: ApiError) -> JSONResponse:
-        return JSONResponse(
+        return ErrorResponse(
             _body(exc.code, exc.message, exc.details), exc.status_code, exc.headers()
         )
 
@@ -181,16 +190,22 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         summary = "; ".join(f"{d['path']}: {d['message']}" for d in details)
-        return JSONResponse(_body("invalid_request", f"invalid request: {summary}", details), 422)
+        return ErrorResponse(_body("invalid_request", f"invalid request: {summary}", details), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body its JSON parser gave up on (e.g. nested thousands of
+            # levels deep): a request error like any other.
+            message = "the body could not be parsed as JSON (malformed or nested too deeply)"
+            details = [{"path": "body", "message": message, "type": "json_invalid"}]
+            return ErrorResponse(_body("invalid_request", message, details), 422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
+        return ErrorResponse(
             _body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
-        return JSONResponse(_body("internal_error", "internal error; see the gateway log"), 500)
+        return ErrorResponse(_body("internal_error", "internal error; see the gateway log"), 500)

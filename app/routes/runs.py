@@ -51,6 +51,7 @@ from config import Settings
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, validate
+from workflows.limits import json_problems, text_problem
 from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
 from workflows.state import AgentInput, GraphInput, RunStatus, Stage, UserInput
 
@@ -89,7 +90,18 @@ def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInpu
     )
 
 
-def _graph_spec(graph: str | dict[str, Any] | None, request: Request) -> GraphSpec:
+def check_text(text: str, max_chars: int, path: str) -> None:
+    """422 for a text no run should get: blank (only whitespace or NULs), not valid Unicode
+    (a lone surrogate), or too long."""
+    problem = text_problem(text, max_chars)
+    if problem is not None:
+        name = path.rpartition(".")[2]
+        raise InvalidInput(f"{name}: {problem}", [{"path": path, "message": problem}])
+
+
+def _graph_spec(
+    graph: str | dict[str, Any] | None, request: Request, settings: Settings
+) -> GraphSpec:
     """The catalog graph of that name, or the inline definition once validated (all problems
     at once, 422, before anything starts)."""
     if isinstance(graph, str):
@@ -100,7 +112,7 @@ def _graph_spec(graph: str | dict[str, Any] | None, request: Request) -> GraphSp
                 [{"path": "body.graph"}],
             )
         return catalog[graph]
-    checked = validate(graph, request.app.state.tool_names)
+    checked = validate(graph, request.app.state.tool_names, settings.limits())
     if not checked.ok or checked.spec is None:
         raise InvalidGraph(checked.problems)
     return checked.spec
@@ -146,24 +158,32 @@ async def create_run(
 ) -> RunCreated:
     workflow_run: Any
     workflow_input: Any
+    # Everything is checked before anything starts (and the worker checks it again).
+    limits = settings.limits()
     if body.query is not None:
-        if not body.query.strip():
-            raise InvalidInput("query must not be blank", [{"path": "body.query"}])
-        if len(body.query) > settings.max_query_chars:
-            raise InvalidInput(
-                f"query is longer than {settings.max_query_chars} characters",
-                [{"path": "body.query"}],
-            )
+        check_text(body.query, settings.max_query_chars, "body.query")
         kind, workflow_run = "agent", AgentWorkflow.run
         workflow_input = agent_input(body.query, settings, tenant)
     else:
+        problems = json_problems(
+            body.input or {},
+            max_depth=limits.max_input_depth,
+            max_bytes=limits.max_input_bytes,
+            path="body.input",
+        )
+        if problems:
+            raise InvalidInput(
+                f"the input has {len(problems)} problem(s)",
+                [{"path": path, "message": message} for path, message in problems],
+            )
         kind, workflow_run = "graph", GraphWorkflow.run
         workflow_input = GraphInput(
-            spec=_graph_spec(body.graph, request),
+            spec=_graph_spec(body.graph, request, settings),
             input=body.input or {},
             tenant=tenant,
             input_timeout_s=settings.input_timeout_s,
             max_input_chars=settings.max_input_chars,
+            limits=limits,
         )
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     if idempotency_key is None:
@@ -311,12 +331,7 @@ async def submit_input(
         ),
     ] = None,
 ) -> ControlAccepted:
-    if not body.text.strip():
-        raise InvalidInput("text must not be blank", [{"path": "body.text"}])
-    if len(body.text) > settings.max_input_chars:
-        raise InvalidInput(
-            f"text is longer than {settings.max_input_chars} characters", [{"path": "body.text"}]
-        )
+    check_text(body.text, settings.max_input_chars, "body.text")
     description = await describe_owned(client, run_id, settings, tenant)
     failure = await task_failure(client, description, settings)
     if failure is not None:

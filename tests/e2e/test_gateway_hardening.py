@@ -17,10 +17,12 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Worker
 
 from config import Settings
 from devstack.processes import stop, temporal_binary
 from temporal_client import connect
+from tests.e2e.broken_workflow import FAILURE, BrokenAgentWorkflow
 from tests.e2e.conftest import Gateway, Stack, start_gateway
 from tests.e2e.test_http_api import assert_error, start_run, wait_for
 from tests.helpers import eventually
@@ -103,19 +105,22 @@ async def test_another_tenants_run_is_refused_without_asking_its_workflow(
             assert foreign.headers.keys() == missing.headers.keys()
 
 
-async def test_a_stuck_run_reads_as_stuck(
-    http: httpx.AsyncClient, stack: Stack, temporal: Client
-) -> None:
-    # A workflow input the worker cannot decode: its workflow task fails on every attempt.
+async def test_a_stuck_run_reads_as_stuck(http: httpx.AsyncClient, temporal: Client) -> None:
+    # A worker whose AgentWorkflow raises a plain exception: the task fails on every attempt.
+    task_queue = f"broken-{uuid.uuid4().hex}"
     run_id = f"run-{uuid.uuid4().hex}"
-    await temporal.start_workflow(
-        "AgentWorkflow",
-        {"no such": "shape"},
-        id=run_id,
-        task_queue=stack.task_queue,
-        search_attributes=_attributes(),
-    )
+    async with Worker(temporal, task_queue=task_queue, workflows=[BrokenAgentWorkflow]):
+        await temporal.start_workflow(
+            "AgentWorkflow",
+            {"query": "hi"},
+            id=run_id,
+            task_queue=task_queue,
+            search_attributes=_attributes(),
+        )
+        await _read_stuck(http, run_id)
 
+
+async def _read_stuck(http: httpx.AsyncClient, run_id: str) -> None:
     async def read() -> httpx.Response:
         return await http.get(f"/api/v1/runs/{run_id}")
 
@@ -124,7 +129,7 @@ async def test_a_stuck_run_reads_as_stuck(
     )
     state = response.json()
     assert state["status"] == "stuck" and state["run_id"] == run_id
-    assert "Failed decoding arguments" in state["errors"][0]
+    assert FAILURE in state["errors"][0]
 
     events = await http.get(f"/api/v1/runs/{run_id}/events")
     assert events.status_code == 200
@@ -302,3 +307,71 @@ async def test_the_secret_is_made_once_and_shared(stack: Stack, tmp_path: Path) 
         stop(other.proc)
     assert secret not in log.read_text()
     assert secret_file.read_text().strip() not in log.read_text()
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+async def test_bad_text_and_json_are_422_before_anything_starts(http: httpx.AsyncClient) -> None:
+    lone = "\ud800"
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("/api/v1/runs", {"query": f"hi {lone}"}, "body.query"),
+        ("/api/v1/runs", {"query": "\x00\x00 \n"}, "body.query"),
+        ("/api/v1/runs", {"graph": "triage", "input": {"ticket": lone}}, "body.input.ticket"),
+        ("/api/v1/runs", {"graph": "triage", "input": {lone: "x"}}, "body.input"),
+        ("/api/v1/runs", {"graph": "triage", "input": _nested(255)}, "body.input"),
+        ("/api/v1/runs", {"graph": "triage", "input": {"t": "x" * 70_000}}, "body.input"),
+    ]
+    for path, body, where in cases:
+        # Sent as the JSON text a client would write: \ud800 escaped, which any JSON parser
+        # reads back as a lone surrogate.
+        response = await http.post(
+            path,
+            content=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )
+        if response.status_code == 413:  # the size case can hit the body limit first
+            continue
+        # invalid_request when the string type itself refuses it, invalid_input from our checks
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] in ("invalid_request", "invalid_input"), error
+        assert any(d["path"].startswith(where) for d in error["details"]), (body, error)
+
+    inline = {
+        "name": "g",
+        "entry": "n",
+        "nodes": [{"id": "n", "type": "llm", "config": {"prompt": f"hello {lone}"}}],
+        "edges": [],
+    }
+    for path in ("/api/v1/runs", "/api/v1/graphs/validate"):
+        body = {"graph": inline, "input": {}} if path == "/api/v1/runs" else inline
+        for payload in (body, {"graph": _nested(300)} if path == "/api/v1/runs" else _nested(300)):
+            response = await http.post(
+                path,
+                content=json.dumps(payload).encode(),
+                headers={"content-type": "application/json"},
+            )
+            assert response.status_code == 422, (path, response.text)
+
+    # Nesting deeper than any JSON parser's recursion limit.
+    deep = b'{"graph": "triage", "input": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
+    response = await http.post(
+        "/api/v1/runs", content=deep, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+
+    run_id = await start_run(http, "Plan my trip to Lisbon")
+    await wait_for(http, run_id, "waiting_for_input")
+    for text in (lone, "\x00\x00", "x" * 101):
+        response = await http.post(
+            f"/api/v1/runs/{run_id}/input",
+            content=json.dumps({"text": text}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["details"][0]["path"] == "body.text"
