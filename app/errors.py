@@ -164,6 +164,21 @@ class ErrorResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path, for a 405's `Allow`. Starlette lists only the first route that
+    matched, although GET and POST of one path are two routes; a literal path (`/graphs/validate`)
+    wins over a template that also matches it (`/graphs/{name}`)."""
+    path = request.scope["path"]
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods = getattr(route, "methods", None) or ()
+            (literal if getattr(route, "path", None) == path else templated).update(methods)
+    return ", ".join(sorted(literal or templated))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     def render(exc: ApiError) -> JSONResponse:
         return ErrorResponse(
@@ -193,7 +208,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return ErrorResponse(_body("invalid_request", f"invalid request: {summary}", details), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:
             # FastAPI's answer to a body its JSON parser gave up on (e.g. nested thousands of
             # levels deep): a request error like any other.
@@ -201,9 +216,10 @@ def install_error_handlers(app: FastAPI) -> None:
             details = [{"path": "body", "message": message, "type": "json_invalid"}]
             return ErrorResponse(_body("invalid_request", message, details), 422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ErrorResponse(
-            _body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return ErrorResponse(_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
