@@ -46,7 +46,7 @@ def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callabl
     """Every activity (agent pipeline and graph nodes), bound to one provider and tool registry."""
     from activities.context import ContextActivities
     from activities.executor import ExecutorActivities
-    from activities.graph_nodes import GraphNodeActivities
+    from activities.graph_nodes import GraphNodeActivities, graph_yield
     from activities.intent import IntentActivities
     from activities.reflection import ReflectionActivities
 
@@ -56,6 +56,7 @@ def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callabl
     reflection = ReflectionActivities(provider, tools)
     graph = GraphNodeActivities(provider, tools)
     return [
+        graph_yield,
         graph.graph_llm,
         intent.analyze_intent,
         context.assess_context,

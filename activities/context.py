@@ -22,7 +22,9 @@ class ContextActivities(StageActivities):
     @activity.defn(name="run_tool")
     async def run_tool(self, req: ToolCallInput) -> ToolCallOutput:
         info = activity.info()
-        ctx = ToolContext(idempotency_key=f"{info.workflow_id}/{info.activity_id}")
+        ctx = ToolContext(
+            idempotency_key=f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
+        )
         try:
             tool = self.tools.get(req.name)
             result = await self.call(tool(req.arguments, ctx))

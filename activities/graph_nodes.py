@@ -12,6 +12,13 @@ from activities.base import StageActivities
 from activities.models import CompleteInput, CompleteOutput
 
 
+@activity.defn(name="graph_yield")
+async def graph_yield() -> None:
+    """Does nothing. A graph run calls it as a local activity after a run of nodes evaluated by
+    the workflow itself: awaiting it ends the activation (so the deadlock detector never fires)
+    without a round trip to the server and with one history event."""
+
+
 class GraphNodeActivities(StageActivities):
     @activity.defn(name="graph_llm")
     async def graph_llm(self, req: CompleteInput) -> CompleteOutput:

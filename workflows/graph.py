@@ -31,7 +31,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.context import ContextActivities
-    from activities.graph_nodes import GraphNodeActivities
+    from activities.graph_nodes import GraphNodeActivities, graph_yield
     from activities.models import CompleteInput, ToolCallInput
     from workflows import timeouts
     from workflows.expressions import ExpressionError, evaluate, render
@@ -63,6 +63,9 @@ IN_WORKFLOW_TYPES = frozenset({"condition", "transform"})
 # workflow.patched() ids (docs/versioning.md): runs recorded before these guards replay as they ran.
 YIELD_BETWEEN_INLINE_NODES = "yield-between-inline-nodes"
 BOUND_PARALLEL_NODES = "bound-parallel-nodes"
+# Past this many history events a graph run fails with a reason (Temporal's own hard limit is
+# 51,200 events, where it terminates the run).
+MAX_HISTORY_EVENTS = 40_000
 # A graph whose input cannot be read still needs a spec to show; this one runs nothing.
 _UNREADABLE = GraphSpec(name="unreadable", entry="none", nodes=[])
 
@@ -85,8 +88,9 @@ class GraphWorkflow(RunControl):
             inp = GraphInput(spec=_UNREADABLE)
         else:
             self._unrunnable = _input_problem(inp)
-        if self._unrunnable is not None:
-            inp = GraphInput(spec=_UNREADABLE, tenant=inp.tenant)
+        if self._unrunnable is not None:  # keep what can be shown: the name, the tenant
+            unreadable = _UNREADABLE.model_copy(update={"name": inp.spec.name})
+            inp = GraphInput(spec=unreadable, tenant=inp.tenant)
         spec = inp.spec
         self._inp = inp
         self._spec = spec
@@ -192,15 +196,24 @@ class GraphWorkflow(RunControl):
                 self._after(node_id, error)
 
     async def _yield_if_long(self) -> None:
-        """After a run of nodes evaluated by the workflow itself, give the activation back to
-        Temporal (a 1 ms timer), so a loop of them never trips the deadlock detector."""
+        """After a run of nodes evaluated by the workflow itself, end the activation (a no-op
+        local activity: no server round trip, unlike a timer, which the dev server fires ~1 s
+        later), so a loop of them never trips the deadlock detector."""
         length = workflow.info().get_current_history_length()
         if length != self._inline_since:  # a new activation: the count starts again
             self._inline_since, self._inline_steps = length, 0
         if self._inline_steps < IN_WORKFLOW_STEPS_PER_ACTIVATION:
             return
+        if length > MAX_HISTORY_EVENTS:
+            # Temporal terminates a run at 51,200 events; end it first, with a reason.
+            raise RunFailure(
+                f"the run's history reached {length} events after {self._state.steps} node "
+                "executions; lower max_steps or split the graph"
+            )
         if workflow.patched(YIELD_BETWEEN_INLINE_NODES):
-            await workflow.sleep(timedelta(milliseconds=1))
+            await workflow.execute_local_activity(
+                graph_yield, start_to_close_timeout=timedelta(seconds=10)
+            )
         self._inline_steps = 0
 
     async def _stop_running(self) -> None:

@@ -67,7 +67,9 @@ _COMPREHENSION = re.compile(
     r"\.\s*(all|exists|exists_one|filter|map|transformList|transformMap|transformMapEntry)\s*\("
 )
 _LINE_COMMENT = re.compile(r"//[^\n]*")
-_NAME = r"(?<![.\w`])({names})\b"
+_BRACKET = re.compile(r"[()\[\]{}]")
+# A name that is not a field of something else (`input`, not the `input` of `x.input`).
+_ROOT_NAME = re.compile(r"(?<![.\w`])[A-Za-z_]\w*")
 
 
 def expression_problem(source: str, limits: Limits, names: Collection[str]) -> str | None:
@@ -78,20 +80,15 @@ def expression_problem(source: str, limits: Limits, names: Collection[str]) -> s
             f"expression is {len(source)} characters long; the limit is "
             f"{limits.max_expression_chars}"
         )
-    for text in (source, _LINE_COMMENT.sub("", source)):
+    texts = (source, _LINE_COMMENT.sub("", source)) if "//" in source else (source,)
+    for text in texts:
         match = _COMPREHENSION.search(text)
         if match:
             return (
                 f"comprehension macros ({match.group(1)}) are not supported in graph "
                 "expressions: their cost cannot be bounded; use a tool node for list work"
             )
-    depth = deepest = 0
-    for char in source:
-        if char in "([{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in ")]}":
-            depth -= 1
+    deepest = _nesting(source, limits.max_expression_nesting)
     if deepest > limits.max_expression_nesting:
         return (
             f"expression nests brackets {deepest} deep; the limit is "
@@ -104,14 +101,27 @@ def expression_problem(source: str, limits: Limits, names: Collection[str]) -> s
             f"{limits.max_expression_additions}"
         )
     if names:
-        pattern = _NAME.format(names="|".join(sorted(map(re.escape, names))))
-        references = len(re.findall(pattern, source))
+        references = sum(1 for name in _ROOT_NAME.findall(source) if name in names)
         if references > limits.max_expression_references:
             return (
                 f"expression names variables {references} times; the limit is "
                 f"{limits.max_expression_references}"
             )
     return None
+
+
+def _nesting(source: str, limit: int) -> int:
+    """How deep brackets nest (exact only past `limit`: fewer brackets cannot nest deeper)."""
+    if sum(source.count(char) for char in "([{") <= limit:
+        return 0
+    depth = deepest = 0
+    for match in _BRACKET.finditer(source):
+        if match.group() in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def template_parts(template: str) -> list[tuple[str, bool]]:
@@ -171,7 +181,7 @@ def json_problems(
             size += 2
             for key, child in item.items():
                 key_text = str(key)
-                if _not_unicode(key_text):
+                if not key_text.isascii() and _not_unicode(key_text):
                     problems.append((where, "a key is not valid Unicode (lone surrogate)"))
                     continue
                 size += len(key_text) + 4
@@ -181,7 +191,7 @@ def json_problems(
             for index, child in enumerate(item):
                 stack.append((child, f"{where}[{index}]", depth + 1))
         elif isinstance(item, str):
-            if _not_unicode(item):
+            if not item.isascii() and _not_unicode(item):
                 problems.append((where, "text is not valid Unicode (lone surrogate)"))
             size += len(item) + 2
         else:

@@ -73,6 +73,8 @@ def _eval(node: ast.AST) -> int | float:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         if isinstance(node.value, bool):
             raise ToolError("booleans are not numbers here")
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            raise ToolError(f"{node.value!r} is not a finite number")
         return node.value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_eval(node.operand))

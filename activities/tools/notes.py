@@ -2,7 +2,8 @@
 
 Temporal runs an activity at least once: a worker can die after the tool wrote but before the
 result was recorded, and the retry runs the tool again. The tool therefore writes under an
-idempotency key (workflow id + activity id, the same for every attempt of one call) and skips the
+idempotency key (workflow id + run id + activity id: the same for every attempt of one call,
+new after a continue-as-new, which starts activity ids again) and skips the
 write when that key is already in the file. The file is locked while it is checked and written.
 """
 
@@ -11,13 +12,21 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from activities.tools.registry import Tool, ToolContext, ToolResult
 
 
 class AppendNoteArgs(BaseModel):
     text: str = Field(min_length=1, max_length=2000, description="The line to append.")
+
+    @field_validator("text")
+    @classmethod
+    def _readable(cls, text: str) -> str:
+        # A note nobody can read (spaces, NULs, control characters) is refused, not written.
+        if not any(char.isprintable() and not char.isspace() for char in text):
+            raise ValueError("a note must not be blank")
+        return text
 
 
 def append_once(path: Path, key: str, text: str) -> bool:

@@ -13,6 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+# A tool's result enters the run's history; Temporal refuses payloads over 2 MB on every retry.
+MAX_RESULT_CHARS = 256 * 1024
+
 
 class ToolError(Exception):
     """A permanent tool failure: retrying with the same arguments cannot succeed."""
@@ -20,8 +23,9 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class ToolContext:
-    # workflow id + activity id: stable across retries of one call, so a tool that writes
-    # somewhere can use it to apply its side effect exactly once.
+    # workflow id + run id + activity id: stable across retries of one call, different for every
+    # call (activity ids start again after a continue-as-new, run ids do not repeat), so a tool
+    # that writes somewhere can use it to apply its side effect exactly once.
     idempotency_key: str
 
 
@@ -50,7 +54,13 @@ class Tool:
                 for e in exc.errors()
             )
             raise ToolError(f"invalid arguments for {self.name}: {problems}") from None
-        return await self.func(args, ctx)
+        result = await self.func(args, ctx)
+        if len(result.text) > MAX_RESULT_CHARS:
+            raise ToolError(
+                f"{self.name} returned {len(result.text)} characters; the limit is "
+                f"{MAX_RESULT_CHARS}"
+            )
+        return result
 
 
 class ToolRegistry:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from activities.tools.registry import Tool, ToolContext, ToolResult
 
@@ -23,10 +24,14 @@ STOPWORDS = frozenset(
 )
 
 
+# Only the start of a long query is searched: a run's query (which the agent passes here) may be
+# longer than anything worth matching.
+SEARCHED_CHARS = 2000
+
+
 class SearchDocsArgs(BaseModel):
-    query: str = Field(
+    query: Annotated[str, AfterValidator(lambda text: text[:SEARCHED_CHARS])] = Field(
         min_length=1,
-        max_length=2000,
         description="What to look for in the project's documentation.",
         examples=["How does a run survive a worker crash?"],
     )
