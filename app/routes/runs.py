@@ -53,7 +53,14 @@ from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, validate
 from workflows.limits import json_problems, text_problem
 from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
-from workflows.state import AgentInput, GraphInput, RunStatus, Stage, UserInput
+from workflows.state import (
+    TERMINAL_STATUSES,
+    AgentInput,
+    GraphInput,
+    RunStatus,
+    Stage,
+    UserInput,
+)
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -257,7 +264,7 @@ async def list_runs(
     clauses = [f"WorkflowType IN ({types})"]
     # Values come from enums and a strict pattern, so they are safe to quote into the query.
     if status_ is not None:
-        clauses.append(f'RunStatus = "{status_.value}"')
+        clauses.append(_status_clause(status_))
     if stage is not None:
         clauses.append(f'RunStage = "{stage.value}"')
     if kind is not None:
@@ -292,6 +299,23 @@ async def list_runs(
         runs=runs,
         next_page_token=sign_token(secret, next_token) if next_token else None,
     )
+
+
+# Runs Temporal itself ended (terminated, timed out) keep the last status they recorded; they are
+# listed (and read) by how they ended.
+_ENDED_BY_TEMPORAL = {
+    RunStatus.FAILED: ("Failed", "Terminated", "TimedOut"),
+    RunStatus.CANCELLED: ("Canceled",),
+}
+
+
+def _status_clause(status: RunStatus) -> str:
+    if status in _ENDED_BY_TEMPORAL:
+        closed = ", ".join(f'"{name}"' for name in _ENDED_BY_TEMPORAL[status])
+        return f'(RunStatus = "{status.value}" OR ExecutionStatus IN ({closed}))'
+    if status in TERMINAL_STATUSES:
+        return f'RunStatus = "{status.value}"'
+    return f'RunStatus = "{status.value}" AND ExecutionStatus = "Running"'
 
 
 def _quote(value: str) -> str:

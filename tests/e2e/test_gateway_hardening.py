@@ -183,6 +183,17 @@ async def test_terminated_runs_read_as_failed_with_the_reason(
         events = await http.get(f"/api/v1/runs/{run_id}/events")
         assert events.status_code == 200, events.text
 
+    async def listed(status: str) -> list[str]:
+        response = await http.get("/api/v1/runs", params={"status": status, "page_size": 100})
+        assert response.status_code == 200, response.text
+        return [run["run_id"] for run in response.json()["runs"]]
+
+    # Listed by how it ended, not by the status it last recorded.
+    await eventually(lambda: listed("failed"), lambda ids: waiting in ids, what="listed failed")
+    await eventually(
+        lambda: listed("waiting_for_input"), lambda ids: waiting not in ids, what="not waiting"
+    )
+
 
 @pytest.fixture
 def impatient_gateway(stack: Stack, tmp_path: Path) -> Iterator[Gateway]:
