@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.limits import Limits
@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     sse_poll_interval_s: float = 0.1
     # "key1:tenant1,key2:tenant2". Unset: no authentication (the local dev set-up).
     api_keys: str | None = Field(default=None, repr=False)
+    # The gateway's HMAC key: run ids derived from Idempotency-Keys, input update ids, page
+    # tokens. Unset: a random key kept in <data_dir>/gateway.secret (made on first start), which
+    # every gateway on this host shares; gateways on several hosts must all set the same value.
+    secret_key: SecretStr | None = Field(default=None, repr=False)
 
     # Agent runs: defaults copied into each run's input (so a run keeps the values it started with).
     input_timeout_s: float = 7 * 24 * 3600

@@ -22,3 +22,11 @@ def get_app_settings(request: Request) -> Settings:
 
 TemporalClient = Annotated[Client, Depends(get_client)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_secret(request: Request) -> bytes:
+    secret: bytes = request.app.state.secret
+    return secret
+
+
+Secret = Annotated[bytes, Depends(get_secret)]

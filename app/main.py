@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -17,10 +18,14 @@ from app.errors import install_error_handlers
 from app.graph_catalog import load_catalog
 from app.limits import BodySizeLimit
 from app.routes import events, graphs, health, runs
+from app.secret import load_secret
 from config import Settings, get_settings, parse_api_keys
 from temporal_client import connect, ensure_search_attributes
 
 logger = logging.getLogger(__name__)
+
+# Endpoints that never need an API key.
+PUBLIC_PATHS = ("/healthz", "/readyz")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = parse_api_keys(settings.api_keys)
+    app.state.secret = load_secret(settings)
     app.state.tool_names = default_registry(settings.knowledge_dir, settings.notes_file).names()
     app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names)
     install_error_handlers(app)
@@ -58,7 +64,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(graphs.router)
+    if app.state.api_keys:
+        _document_api_keys(app)
     return app
+
+
+def _document_api_keys(app: FastAPI) -> None:
+    """With API keys on, the OpenAPI document says which endpoints need one, and how."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        for path, operations in schema["paths"].items():
+            if path in PUBLIC_PATHS:
+                continue
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _register_search_attributes(app: FastAPI, settings: Settings) -> None:

@@ -1,17 +1,85 @@
-"""Reading a run's state for a tenant, and telling Temporal's answers apart. Shared by routes."""
+"""Reading a run for a tenant, and telling Temporal's answers apart. Shared by routes.
+
+Every read or control of a run starts with :func:`describe_owned`: one `describe()` and a
+constant-time comparison of the run's `Tenant` search attribute. Another tenant's run and an
+unknown id cost the same one call and answer the same 404, and a foreign run never reaches a
+query (which would need a worker, and take measurably longer).
+
+A run whose query cannot be answered still reads as something, built from `describe()` and the
+end of its history: `stuck` while its workflow task keeps failing (the failure message in
+`errors`), `failed` when it was terminated or timed out (Temporal's reason in `errors`).
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.errors import ApiError, InvalidState, RunNotFound, TemporalUnavailable, translate_rpc_error
 from config import Settings
-from workflows.state import TERMINAL_STATUSES, AgentState, GraphState, RunStateBase
+from workflows.run_control import RUN_KIND, TENANT
+from workflows.state import TERMINAL_STATUSES, AgentState, GraphState, RunStateBase, RunStatus
+
+STUCK: Literal["stuck"] = "stuck"
+ViewStatus = RunStatus | Literal["stuck"]
+
+# The workflow types that are runs of this API, and the kind each one is.
+RUN_WORKFLOW_TYPES = {"AgentWorkflow": "agent", "GraphWorkflow": "graph"}
+
+# Temporal statuses of a run that ended without the workflow recording it.
+_ENDED_BY_TEMPORAL = {
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed out",
+}
+# What Temporal's own status says when the workflow's state cannot be read.
+_FROM_TEMPORAL = {
+    WorkflowExecutionStatus.COMPLETED: RunStatus.COMPLETED,
+    WorkflowExecutionStatus.FAILED: RunStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED: RunStatus.CANCELLED,
+    WorkflowExecutionStatus.TERMINATED: RunStatus.FAILED,
+    WorkflowExecutionStatus.TIMED_OUT: RunStatus.FAILED,
+}
+_TASK_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+}
+_TAIL_EVENTS = 50
+
+
+@dataclass
+class RunRead:
+    """What the gateway knows of a run: its state when the workflow answered, else what
+    `describe()` and its history say (`state` is then None)."""
+
+    run_id: str
+    kind: str
+    status: ViewStatus
+    state: RunStateBase | None
+    errors: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.state is not None and self.state.paused
 
 
 def parse_state(raw: Any) -> RunStateBase:
@@ -21,48 +89,191 @@ def parse_state(raw: Any) -> RunStateBase:
     return AgentState.model_validate(raw)
 
 
-async def load_run(
+async def describe_owned(
     client: Client, run_id: str, settings: Settings, tenant: str | None
-) -> RunStateBase:
-    """The run's state; 404 when it does not exist or belongs to another tenant."""
+) -> WorkflowExecutionDescription:
+    """The run's description; 404 when it does not exist, is not a run of this API, or belongs
+    to another tenant — after the same single call in every case."""
+    try:
+        description = await client.get_workflow_handle(run_id).describe(
+            rpc_timeout=timedelta(seconds=settings.query_timeout_s)
+        )
+    except (RPCError, RuntimeError) as exc:
+        raise translate_rpc_error(exc, run_id) from None
+    ours = description.workflow_type in RUN_WORKFLOW_TYPES
+    mine = True
+    if tenant is not None:
+        owner = description.typed_search_attributes.get(TENANT) or ""
+        mine = hmac.compare_digest(owner.encode(), tenant.encode())
+    if not (ours and mine):
+        raise RunNotFound(run_id)  # exactly like an unknown run: ids are not an oracle
+    return description
+
+
+async def load_run(client: Client, run_id: str, settings: Settings, tenant: str | None) -> RunRead:
+    """The run as the HTTP API shows it; 404 when it does not exist or belongs to another
+    tenant; never an error for a run that exists but cannot answer its query."""
+    description = await describe_owned(client, run_id, settings, tenant)
+    failure = await task_failure(client, description, settings)
+    if failure is not None:
+        return _from_description(description, STUCK, [failure])
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(run_id)
+    ended = _ENDED_BY_TEMPORAL.get(description.status) if description.status else None
     try:
         raw = await handle.query(
             "get_state", result_type=dict, rpc_timeout=timedelta(seconds=settings.query_timeout_s)
         )
         state = parse_state(raw)
-    except RPCError as exc:
-        raise translate_rpc_error(exc, run_id) from None
-    except WorkflowQueryFailedError as exc:
-        if "unknown queryType" in str(exc) or "not found" in str(exc).lower():
-            raise RunNotFound(run_id) from None  # a workflow, but not one of our runs
-        raise TemporalUnavailable(
-            "the run's state could not be read", {"reason": str(exc)}
-        ) from None
     except ValidationError:
         raise RunNotFound(run_id) from None  # a workflow of ours, but not a run
-    except RuntimeError as exc:  # the lazy client could not connect
-        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError) as exc:
+        return await _unanswered(client, description, settings, exc)
     if tenant is not None and state.tenant != tenant:
-        raise RunNotFound(run_id)  # exactly like an unknown run: ids are not an oracle
-    return state
+        raise RunNotFound(run_id)  # the search attribute said otherwise: trust neither
+    read = RunRead(
+        run_id=run_id,
+        kind=state.kind,
+        status=state.status,
+        state=state,
+        errors=list(state.errors),
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+    )
+    if ended is not None:  # the workflow never recorded its end: say how it ended
+        read.status = RunStatus.FAILED
+        read.errors.append(await _end_reason(client, description, settings, ended))
+    return read
 
 
-def require_active(state: RunStateBase, verb: str) -> None:
-    if state.status in TERMINAL_STATUSES:
-        raise InvalidState(f"the run is {state.status.value} and cannot be {verb}")
+async def task_failure(
+    client: Client, description: WorkflowExecutionDescription, settings: Settings
+) -> str | None:
+    """The failure message when the run's workflow task keeps failing (it is then `stuck`:
+    Temporal retries the task forever and the workflow answers no query), else None."""
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        return None
+    pending = description.raw_description.pending_workflow_task
+    if pending.attempt <= 1:
+        return None
+    # A retried task after a worker died ends in TIMED_OUT; one the workflow code fails, FAILED.
+    for event in await _tail(client, description, settings):
+        if event.event_type in _TASK_EVENTS:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                failure = event.workflow_task_failed_event_attributes.failure
+                message = failure.message or "the workflow task failed"
+                if failure.HasField("cause") and failure.cause.message:
+                    message = f"{message}: {failure.cause.message}"
+                attempts = pending.attempt
+                return f"the run's workflow task keeps failing ({attempts} attempts): {message}"
+            return None
+    return None
+
+
+async def _unanswered(
+    client: Client,
+    description: WorkflowExecutionDescription,
+    settings: Settings,
+    exc: BaseException,
+) -> RunRead:
+    """The run did not answer its query. Closed runs read from Temporal's status; a running run
+    whose task fails reads `stuck`; anything else is Temporal or the worker being unavailable."""
+    status = description.status
+    if status is not None and status in _FROM_TEMPORAL:
+        ended = _ENDED_BY_TEMPORAL.get(status)
+        if ended is not None:
+            reason = await _end_reason(client, description, settings, ended)
+        else:
+            reason = f"the run is closed and its state could not be read: {_message(exc)}"
+        return _from_description(description, _FROM_TEMPORAL[status], [reason])
+    # Running: the task may have started failing after the describe.
+    fresh = await describe_owned(client, description.id, settings, None)
+    failure = await task_failure(client, fresh, settings)
+    if failure is not None:
+        return _from_description(fresh, STUCK, [failure])
+    if isinstance(exc, WorkflowQueryFailedError):
+        raise TemporalUnavailable(
+            "the run's state could not be read", {"reason": _message(exc)}
+        ) from None
+    if isinstance(exc, RPCError) and exc.status is RPCStatusCode.FAILED_PRECONDITION:
+        # The run is not ready to answer yet (e.g. its first workflow task has not run).
+        raise TemporalUnavailable(
+            "the run cannot answer yet; retry shortly", {"reason": exc.message}
+        ) from None
+    raise translate_rpc_error(exc, description.id) from None
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, RPCError) else str(exc)
+
+
+def _from_description(
+    description: WorkflowExecutionDescription, status: ViewStatus, errors: list[str]
+) -> RunRead:
+    kind = description.typed_search_attributes.get(RUN_KIND)
+    return RunRead(
+        run_id=description.id,
+        kind=kind or RUN_WORKFLOW_TYPES.get(description.workflow_type, "agent"),
+        status=status,
+        state=None,
+        errors=errors,
+        created_at=description.start_time,
+        updated_at=description.close_time or description.start_time,
+    )
+
+
+async def _end_reason(
+    client: Client, description: WorkflowExecutionDescription, settings: Settings, ended: str
+) -> str:
+    for event in await _tail(client, description, settings):
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+            reason = event.workflow_execution_terminated_event_attributes.reason
+            return f"the run was terminated: {reason or 'no reason given'}"
+    return f"the run {ended} (Temporal ended it before the workflow could record it)"
+
+
+async def _tail(
+    client: Client, description: WorkflowExecutionDescription, settings: Settings
+) -> list[HistoryEvent]:
+    """The last events of the run's history, newest first (one reverse-history call)."""
+    request = GetWorkflowExecutionHistoryReverseRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=description.id, run_id=description.run_id),
+        maximum_page_size=_TAIL_EVENTS,
+    )
+    try:
+        response = await client.workflow_service.get_workflow_execution_history_reverse(
+            request, retry=True, timeout=timedelta(seconds=settings.query_timeout_s)
+        )
+    except (RPCError, RuntimeError) as exc:
+        raise translate_rpc_error(exc, description.id) from None
+    return list(response.history.events)
+
+
+def require_active(read: RunRead, verb: str) -> None:
+    if read.status == STUCK:
+        raise InvalidState(
+            f"the run is stuck (its workflow task keeps failing) and cannot be {verb}",
+            {"errors": read.errors},
+        )
+    if read.status in TERMINAL_STATUSES:
+        raise InvalidState(f"the run is {read.status} and cannot be {verb}")
 
 
 async def closed_or(
-    exc: RPCError, client: Client, run_id: str, settings: Settings, tenant: str | None, verb: str
+    exc: BaseException,
+    client: Client,
+    run_id: str,
+    settings: Settings,
+    tenant: str | None,
+    verb: str,
 ) -> ApiError:
     """Temporal answers NOT_FOUND both for an unknown run and for a closed one; tell them apart."""
-    if exc.status is not RPCStatusCode.NOT_FOUND:
+    if not isinstance(exc, RPCError) or exc.status is not RPCStatusCode.NOT_FOUND:
         return translate_rpc_error(exc, run_id)
     try:
-        state = await load_run(client, run_id, settings, tenant)
-    except RunNotFound as not_found:
-        return not_found
+        read = await load_run(client, run_id, settings, tenant)
+    except ApiError as error:
+        return error
     if verb == "input":
-        return InvalidState(f"the run is {state.status.value}, not waiting for input")
-    return InvalidState(f"the run is {state.status.value} and cannot be {verb}")
+        return InvalidState(f"the run is {read.status}, not waiting for input")
+    return InvalidState(f"the run is {read.status} and cannot be {verb}")

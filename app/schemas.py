@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
@@ -11,6 +11,9 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from workflows.graph_spec import GraphSpec
 from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS
 from workflows.state import AgentState, GraphState, NodeStatus, RunStateBase, RunStatus, Stage
+
+if TYPE_CHECKING:
+    from app.run_access import RunRead
 
 # What Temporal's own status says when the workflow closed before it could record ours
 # (terminated, timed out) or has not yet recorded it.
@@ -61,7 +64,7 @@ class RunCreated(BaseModel):
     )
 
     run_id: str = Field(description="The run's id; also its Temporal workflow id.")
-    status: RunStatus
+    status: RunStatus | Literal["stuck"]
 
 
 class InputBody(BaseModel):
@@ -116,11 +119,12 @@ class EventView(BaseModel):
 
 class RunView(BaseModel):
     """A run's state. Agent runs fill `query`…`reflection_score`; graph runs fill
-    `graph`…`steps`."""
+    `graph`…`steps`. `status` is also `stuck` (a status of this view only, never set by a
+    workflow) while the run's workflow task keeps failing; `errors` then says why."""
 
     run_id: str
     kind: str
-    status: RunStatus
+    status: RunStatus | Literal["stuck"]
     question: str | None
     errors: list[str]
     nodes: list[NodeView]
@@ -143,6 +147,27 @@ class RunView(BaseModel):
     outputs: dict[str, Any] | None = None
     waiting_node: str | None = None
     steps: int | None = None
+
+    @classmethod
+    def from_read(cls, read: RunRead) -> RunView:
+        if read.state is not None:
+            return cls.from_state(read.state).model_copy(
+                update={"status": read.status, "errors": read.errors}
+            )
+        # The workflow could not answer: what describe() and its history say.
+        created = read.created_at or datetime.now().astimezone()
+        return cls(
+            run_id=read.run_id,
+            kind=read.kind,
+            status=read.status,
+            question=None,
+            errors=read.errors,
+            nodes=[],
+            usage=UsageView(tokens_in=0, tokens_out=0),
+            events=[],
+            created_at=created,
+            updated_at=read.updated_at or created,
+        )
 
     @classmethod
     def from_state(cls, state: RunStateBase) -> RunView:

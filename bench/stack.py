@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -27,6 +28,7 @@ from devstack.processes import (
 class BenchStack:
     base_url: str
     temporal_address: str
+    worker: subprocess.Popen[bytes] | None = None
 
 
 def _healthy(url: str) -> bool:
@@ -50,13 +52,13 @@ def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]
             env = {
                 "DURABLE_AGENT_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
                 "DURABLE_AGENT_TASK_QUEUE": f"bench-{uuid.uuid4().hex}",
+                "DURABLE_AGENT_DATA_DIR": str(folder),
                 **(extra_env or {}),
             }
-            procs.append(
-                start(
-                    [sys.executable, "worker.py"], env=env, log=folder / "w.log", cwd=PROJECT_ROOT
-                )
+            worker = start(
+                [sys.executable, "worker.py"], env=env, log=folder / "w.log", cwd=PROJECT_ROOT
             )
+            procs.append(worker)
             gateway = start(
                 [
                     sys.executable,
@@ -76,7 +78,7 @@ def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]
             procs.append(gateway)
             base = f"http://127.0.0.1:{http_port}"
             wait_until(lambda: _healthy(base + "/healthz"), timeout=60, what="gateway")
-            yield BenchStack(base, f"127.0.0.1:{port}")
+            yield BenchStack(base, f"127.0.0.1:{port}", worker)
         finally:
             for proc in reversed(procs):
                 stop(proc)

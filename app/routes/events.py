@@ -9,7 +9,9 @@ gateway process, including one started after the previous one was killed.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -21,12 +23,15 @@ from app.deps import AppSettings, TemporalClient
 from app.errors import InvalidInput
 from app.event_stream import StreamUnavailable, follow_events
 from app.routes.runs import ERRORS, RunId
-from app.run_access import load_run
+from app.run_access import RunRead, load_run
+from workflows.state import StreamEvent
 
 router = APIRouter(prefix="/api/v1/runs", tags=["events"])
 logger = logging.getLogger(__name__)
 
 TERMINAL_EVENT = "result"
+# An event id of this stream: ASCII digits only (str.isdigit also accepts "²", which int() refuses).
+EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
 def _start_offset(last_event_id: str | None, from_offset: int | None) -> int:
@@ -34,7 +39,7 @@ def _start_offset(last_event_id: str | None, from_offset: int | None) -> int:
         return from_offset
     if last_event_id is None or last_event_id == "":
         return 0
-    if not last_event_id.isdigit():
+    if not EVENT_ID.fullmatch(last_event_id):
         raise InvalidInput(
             "Last-Event-ID must be the id of an event of this stream (a number)",
             [{"path": "header.Last-Event-ID"}],
@@ -60,8 +65,12 @@ async def stream_run_events(
         Query(ge=0, description="Start at this offset (for clients that cannot set headers)."),
     ] = None,
 ) -> EventSourceResponse:
-    await load_run(client, run_id, settings, tenant)  # 404 / 503 before the stream starts
-    start = _start_offset(last_event_id, from_offset)
+    start = _start_offset(last_event_id, from_offset)  # 422 before anything else
+    read = await load_run(client, run_id, settings, tenant)  # 404 / 503 before the stream starts
+    if read.state is None:
+        # Stuck, or ended by Temporal before it could record anything: nothing to stream but
+        # the outcome.
+        return EventSourceResponse(_outcome_only(read), ping=int(settings.sse_ping_s))
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
@@ -82,3 +91,14 @@ async def stream_run_events(
             logger.warning("event stream of %s interrupted: %s", run_id, exc)
 
     return EventSourceResponse(events(), ping=int(settings.sse_ping_s))
+
+
+async def _outcome_only(read: RunRead) -> AsyncIterator[ServerSentEvent]:
+    """One `result` event (with no id: it is not part of the run's stream) for a run whose
+    stream cannot be read."""
+    event = StreamEvent(
+        type=TERMINAL_EVENT,
+        at=read.updated_at or datetime.now(UTC),
+        data={"status": str(read.status), "answer": None, "errors": read.errors},
+    )
+    yield ServerSentEvent(event=event.type, data=event.model_dump_json())

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request
 
 from app.auth import Tenant
+from app.deps import AppSettings
 from app.errors import GraphNotFound, InvalidGraph
 from app.routes.runs import ERRORS
 from app.schemas import GraphSummary, GraphValidation
@@ -55,9 +56,10 @@ async def get_graph(
 async def validate_graph(
     request: Request,
     tenant: Tenant,
+    settings: AppSettings,
     spec: Annotated[Any, Body(examples=[EXAMPLE_SPEC])],
 ) -> GraphValidation:
-    checked = validate(spec, request.app.state.tool_names)
+    checked = validate(spec, request.app.state.tool_names, settings.limits())
     if not checked.ok:
         raise InvalidGraph(checked.problems)
     return GraphValidation(valid=True, problems=[])

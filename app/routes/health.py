@@ -9,6 +9,7 @@ from temporalio.service import RPCError
 
 from app.deps import AppSettings, TemporalClient
 from app.errors import TemporalUnavailable
+from app.routes.runs import ERRORS
 
 router = APIRouter(tags=["health"])
 
@@ -18,7 +19,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Temporal is reachable (503 otherwise)")
+@router.get(
+    "/readyz", responses={503: ERRORS[503]}, summary="Temporal is reachable (503 otherwise)"
+)
 async def readyz(client: TemporalClient, settings: AppSettings) -> dict[str, str]:
     try:
         await client.service_client.check_health(

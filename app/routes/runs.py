@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -20,9 +18,9 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from app.auth import Tenant
-from app.deps import AppSettings, TemporalClient
+from app.deps import AppSettings, Secret, TemporalClient
 from app.errors import (
-    ApiError,
+    RETRY_AFTER_S,
     IdempotencyConflict,
     InvalidGraph,
     InvalidInput,
@@ -30,7 +28,14 @@ from app.errors import (
     TemporalUnavailable,
     translate_rpc_error,
 )
-from app.run_access import closed_or, load_run, require_active
+from app.run_access import (
+    RUN_WORKFLOW_TYPES,
+    closed_or,
+    describe_owned,
+    load_run,
+    require_active,
+    task_failure,
+)
 from app.schemas import (
     ControlAccepted,
     ErrorBody,
@@ -41,24 +46,42 @@ from app.schemas import (
     RunSummary,
     RunView,
 )
+from app.secret import mac, open_token, sign_token
 from config import Settings
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, validate
+from workflows.limits import json_problems, text_problem
 from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
-from workflows.state import AgentInput, GraphInput, RunStatus, Stage, UserInput
+from workflows.state import (
+    TERMINAL_STATUSES,
+    AgentInput,
+    GraphInput,
+    RunStatus,
+    Stage,
+    UserInput,
+)
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
 RunId = Annotated[str, Path(min_length=1, max_length=200, description="The run's id")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422, 503)
+    **{code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422)},
+    503: {
+        "model": ErrorBody,
+        "description": "Temporal (or a worker) is unavailable or did not answer in time",
+        "headers": {
+            "Retry-After": {
+                "description": f"Seconds to wait before retrying ({RETRY_AFTER_S})",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    },
 }
 
 REQUEST_HASH_MEMO = "request_sha256"
-# The workflow types whose runs this API lists.
-RUN_WORKFLOW_TYPES = ("AgentWorkflow", "GraphWorkflow")
 
 
 def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInput:
@@ -74,7 +97,18 @@ def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInpu
     )
 
 
-def _graph_spec(graph: str | dict[str, Any] | None, request: Request) -> GraphSpec:
+def check_text(text: str, max_chars: int, path: str) -> None:
+    """422 for a text no run should get: blank (only whitespace or NULs), not valid Unicode
+    (a lone surrogate), or too long."""
+    problem = text_problem(text, max_chars)
+    if problem is not None:
+        name = path.rpartition(".")[2]
+        raise InvalidInput(f"{name}: {problem}", [{"path": path, "message": problem}])
+
+
+def _graph_spec(
+    graph: str | dict[str, Any] | None, request: Request, settings: Settings
+) -> GraphSpec:
     """The catalog graph of that name, or the inline definition once validated (all problems
     at once, 422, before anything starts)."""
     if isinstance(graph, str):
@@ -85,7 +119,7 @@ def _graph_spec(graph: str | dict[str, Any] | None, request: Request) -> GraphSp
                 [{"path": "body.graph"}],
             )
         return catalog[graph]
-    checked = validate(graph, request.app.state.tool_names)
+    checked = validate(graph, request.app.state.tool_names, settings.limits())
     if not checked.ok or checked.spec is None:
         raise InvalidGraph(checked.problems)
     return checked.spec
@@ -118,6 +152,7 @@ async def create_run(
     client: TemporalClient,
     settings: AppSettings,
     tenant: Tenant,
+    secret: Secret,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -130,32 +165,40 @@ async def create_run(
 ) -> RunCreated:
     workflow_run: Any
     workflow_input: Any
+    # Everything is checked before anything starts (and the worker checks it again).
+    limits = settings.limits()
     if body.query is not None:
-        if not body.query.strip():
-            raise InvalidInput("query must not be blank", [{"path": "body.query"}])
-        if len(body.query) > settings.max_query_chars:
-            raise InvalidInput(
-                f"query is longer than {settings.max_query_chars} characters",
-                [{"path": "body.query"}],
-            )
+        check_text(body.query, settings.max_query_chars, "body.query")
         kind, workflow_run = "agent", AgentWorkflow.run
         workflow_input = agent_input(body.query, settings, tenant)
     else:
+        problems = json_problems(
+            body.input or {},
+            max_depth=limits.max_input_depth,
+            max_bytes=limits.max_input_bytes,
+            path="body.input",
+        )
+        if problems:
+            raise InvalidInput(
+                f"the input has {len(problems)} problem(s)",
+                [{"path": path, "message": message} for path, message in problems],
+            )
         kind, workflow_run = "graph", GraphWorkflow.run
         workflow_input = GraphInput(
-            spec=_graph_spec(body.graph, request),
+            spec=_graph_spec(body.graph, request, settings),
             input=body.input or {},
             tenant=tenant,
             input_timeout_s=settings.input_timeout_s,
             max_input_chars=settings.max_input_chars,
+            limits=limits,
         )
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     if idempotency_key is None:
         run_id = f"run-{uuid.uuid4().hex}"
     else:
         # The id is derived from (tenant, key): Temporal itself then refuses a second start.
-        digest = hashlib.sha256(f"{tenant or ''}\0{idempotency_key}".encode()).hexdigest()
-        run_id = f"run-{digest[:32]}"
+        # An HMAC under the gateway's secret, so no one else can compute another tenant's ids.
+        run_id = f"run-{mac(secret, 'run', tenant or '', idempotency_key)[:32]}"
     try:
         await client.start_workflow(
             workflow_run,
@@ -170,12 +213,10 @@ async def create_run(
         )
     except WorkflowAlreadyStartedError:
         if idempotency_key is None:
-            raise ApiError("run id collision; retry the request") from None
+            raise TemporalUnavailable("run id collision; retry the request") from None
         return await _existing_run(client, run_id, request_hash, settings, tenant, response)
-    except RPCError as exc:
+    except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
         raise translate_rpc_error(exc) from None
-    except RuntimeError as exc:  # the lazy client could not connect
-        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
     return RunCreated(run_id=run_id, status=RunStatus.PENDING)
 
 
@@ -187,19 +228,16 @@ async def _existing_run(
     tenant: str | None,
     response: Response,
 ) -> RunCreated:
-    try:
-        description = await client.get_workflow_handle(run_id).describe()
-        memo = await description.memo()
-    except RPCError as exc:
-        raise translate_rpc_error(exc, run_id) from None
+    description = await describe_owned(client, run_id, settings, tenant)
+    memo = await description.memo()
     if memo.get(REQUEST_HASH_MEMO) != request_hash:
         raise IdempotencyConflict(
             "this Idempotency-Key was already used with a different request body",
             {"run_id": run_id},
         )
-    state = await load_run(client, run_id, settings, tenant)
+    read = await load_run(client, run_id, settings, tenant)
     response.status_code = status.HTTP_200_OK
-    return RunCreated(run_id=run_id, status=state.status)
+    return RunCreated(run_id=run_id, status=read.status)
 
 
 @router.get(
@@ -212,24 +250,32 @@ async def list_runs(
     client: TemporalClient,
     settings: AppSettings,
     tenant: Tenant,
+    secret: Secret,
     status_: Annotated[RunStatus | None, Query(alias="status")] = None,
     stage: Stage | None = None,
     kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    page_token: Annotated[str | None, Query(max_length=4000)] = None,
+    page_token: Annotated[
+        str | None,
+        Query(max_length=4000, description="`next_page_token` of the previous page (signed)."),
+    ] = None,
 ) -> RunList:
     types = ", ".join(f'"{t}"' for t in RUN_WORKFLOW_TYPES)
     clauses = [f"WorkflowType IN ({types})"]
     # Values come from enums and a strict pattern, so they are safe to quote into the query.
     if status_ is not None:
-        clauses.append(f'RunStatus = "{status_.value}"')
+        clauses.append(_status_clause(status_))
     if stage is not None:
         clauses.append(f'RunStage = "{stage.value}"')
     if kind is not None:
         clauses.append(f'RunKind = "{kind}"')
     if tenant is not None:
         clauses.append(f'Tenant = "{_quote(tenant)}"')
-    token = _decode_token(page_token)
+    token = None
+    if page_token is not None:
+        token = open_token(secret, page_token)
+        if token is None:  # forged, tampered with, or from a gateway with another secret
+            raise InvalidInput("page_token is not valid", [{"path": "query.page_token"}])
     listing = client.list_workflows(
         " AND ".join(clauses),
         page_size=page_size,
@@ -242,8 +288,8 @@ async def list_runs(
         if exc.status.name == "INVALID_ARGUMENT" and token is not None:
             raise InvalidInput("page_token is not valid", [{"path": "query.page_token"}]) from None
         raise translate_rpc_error(exc) from None
-    except RuntimeError as exc:
-        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
+    except (RPCTimeoutOrCancelledError, RuntimeError) as exc:
+        raise translate_rpc_error(exc) from None
     runs = [RunSummary.from_execution(execution) for execution in listing.current_page or []]
     # Temporal's SQL visibility (the dev server) cannot ORDER BY: it returns open runs first,
     # then closed ones by close time. Within a page, newest first.
@@ -251,38 +297,36 @@ async def list_runs(
     next_token = listing.next_page_token
     return RunList(
         runs=runs,
-        next_page_token=_encode_token(next_token) if next_token else None,
+        next_page_token=sign_token(secret, next_token) if next_token else None,
     )
+
+
+# Runs Temporal itself ended (terminated, timed out) keep the last status they recorded; they are
+# listed (and read) by how they ended.
+_ENDED_BY_TEMPORAL = {
+    RunStatus.FAILED: ("Failed", "Terminated", "TimedOut"),
+    RunStatus.CANCELLED: ("Canceled",),
+}
+
+
+def _status_clause(status: RunStatus) -> str:
+    if status in _ENDED_BY_TEMPORAL:
+        closed = ", ".join(f'"{name}"' for name in _ENDED_BY_TEMPORAL[status])
+        return f'(RunStatus = "{status.value}" OR ExecutionStatus IN ({closed}))'
+    if status in TERMINAL_STATUSES:
+        return f'RunStatus = "{status.value}"'
+    return f'RunStatus = "{status.value}" AND ExecutionStatus = "Running"'
 
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _encode_token(raw: bytes) -> str:
-    # A checksum lets us refuse garbage tokens ourselves; Temporal answers them with an
-    # opaque internal error.
-    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:4] + raw).decode()
-
-
-def _decode_token(token: str | None) -> bytes | None:
-    if token is None:
-        return None
-    try:
-        blob = base64.urlsafe_b64decode(token.encode())
-    except (binascii.Error, ValueError):
-        blob = b""
-    checksum, raw = blob[:4], blob[4:]
-    if not raw or hashlib.sha256(raw).digest()[:4] != checksum:
-        raise InvalidInput("page_token is not valid", [{"path": "query.page_token"}])
-    return raw
-
-
 @router.get("/{run_id}", response_model=RunView, responses=ERRORS, summary="Read a run's state")
 async def get_run(
     run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> RunView:
-    return RunView.from_state(await load_run(client, run_id, settings, tenant))
+    return RunView.from_read(await load_run(client, run_id, settings, tenant))
 
 
 @router.post(
@@ -292,21 +336,44 @@ async def get_run(
     summary="Answer a run that waits for input",
 )
 async def submit_input(
-    run_id: RunId, body: InputBody, client: TemporalClient, settings: AppSettings, tenant: Tenant
+    run_id: RunId,
+    body: InputBody,
+    client: TemporalClient,
+    settings: AppSettings,
+    tenant: Tenant,
+    secret: Secret,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description=(
+                "Retrying with the same key (say after a 503) returns what the first attempt "
+                "did instead of a 409: the input is applied once."
+            ),
+        ),
+    ] = None,
 ) -> ControlAccepted:
-    if not body.text.strip():
-        raise InvalidInput("text must not be blank", [{"path": "body.text"}])
-    if len(body.text) > settings.max_input_chars:
-        raise InvalidInput(
-            f"text is longer than {settings.max_input_chars} characters", [{"path": "body.text"}]
+    check_text(body.text, settings.max_input_chars, "body.text")
+    description = await describe_owned(client, run_id, settings, tenant)
+    failure = await task_failure(client, description, settings)
+    if failure is not None:
+        raise InvalidState(
+            "the run is stuck (its workflow task keeps failing) and cannot take input",
+            {"errors": [failure]},
         )
-    if tenant is not None:
-        await load_run(client, run_id, settings, tenant)
+    # With a key, the update id is derived from (tenant, run, key): Temporal answers a repeated
+    # update id with the stored outcome of the first, so a retry applies the input only once.
+    update_id = None
+    if idempotency_key is not None:
+        update_id = f"input-{mac(secret, 'input', tenant or '', run_id, idempotency_key)[:32]}"
     handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
     try:
         accepted = await handle.execute_update(
             AgentWorkflow.submit_input,
             UserInput(text=body.text),
+            id=update_id,
             rpc_timeout=timedelta(seconds=settings.query_timeout_s),
         )
     except WorkflowUpdateFailedError as exc:
@@ -315,11 +382,9 @@ async def submit_input(
             raise InvalidInput(cause.message) from None
         if isinstance(cause, ApplicationError) and cause.type == "InvalidState":
             raise InvalidState(cause.message) from None
-        raise ApiError("the run rejected the input", {"reason": str(cause)}) from None
-    except RPCError as exc:
+        raise InvalidState("the run rejected the input", {"reason": str(cause)}) from None
+    except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
         raise await closed_or(exc, client, run_id, settings, tenant, "input") from None
-    except RuntimeError as exc:
-        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
     return ControlAccepted(run_id=run_id, status=accepted.status)
 
 
@@ -333,12 +398,12 @@ async def submit_input(
 async def pause_run(
     run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> ControlAccepted:
-    state = await load_run(client, run_id, settings, tenant)
-    require_active(state, "paused")
-    if state.paused:
-        raise InvalidState(f"the run is already paused (status {state.status.value})")
+    read = await load_run(client, run_id, settings, tenant)
+    require_active(read, "paused")
+    if read.paused:
+        raise InvalidState(f"the run is already paused (status {read.status})")
     await _signal(client, run_id, settings, tenant, AgentWorkflow.pause)
-    return ControlAccepted(run_id=run_id, status=state.status)
+    return ControlAccepted(run_id=run_id, status=read.status)
 
 
 @router.post(
@@ -351,12 +416,12 @@ async def pause_run(
 async def resume_run(
     run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> ControlAccepted:
-    state = await load_run(client, run_id, settings, tenant)
-    require_active(state, "resumed")
-    if not state.paused:
-        raise InvalidState(f"the run is not paused (status {state.status.value})")
+    read = await load_run(client, run_id, settings, tenant)
+    require_active(read, "resumed")
+    if not read.paused:
+        raise InvalidState(f"the run is not paused (status {read.status})")
     await _signal(client, run_id, settings, tenant, AgentWorkflow.resume)
-    return ControlAccepted(run_id=run_id, status=state.status)
+    return ControlAccepted(run_id=run_id, status=read.status)
 
 
 @router.post(
@@ -374,7 +439,7 @@ async def cancel_run(
         await client.get_workflow_handle(run_id).cancel(
             rpc_timeout=timedelta(seconds=settings.query_timeout_s)
         )
-    except RPCError as exc:
+    except (RPCError, RuntimeError) as exc:
         raise await closed_or(exc, client, run_id, settings, tenant, "cancelled") from None
     return ControlAccepted(run_id=run_id, status="cancelling")
 
@@ -386,5 +451,5 @@ async def _signal(
         await client.get_workflow_handle(run_id).signal(
             signal, rpc_timeout=timedelta(seconds=settings.query_timeout_s)
         )
-    except RPCError as exc:
+    except (RPCError, RuntimeError) as exc:
         raise await closed_or(exc, client, run_id, settings, tenant, "signalled") from None

@@ -69,6 +69,7 @@ def stack(dev_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> It
         "DURABLE_AGENT_TASK_QUEUE": task_queue,
         "DURABLE_AGENT_MAX_INPUT_CHARS": "100",
         "DURABLE_AGENT_NOTES_FILE": str(logs / "notes.txt"),
+        "DURABLE_AGENT_DATA_DIR": str(logs),
     }
     worker = start(
         [sys.executable, "worker.py"], env=env, log=logs / "worker.log", cwd=PROJECT_ROOT
