@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
@@ -210,6 +211,9 @@ async def create_run(
             memo={REQUEST_HASH_MEMO: request_hash},
             task_timeout=timedelta(seconds=settings.workflow_task_timeout_s),
             rpc_timeout=timedelta(seconds=settings.query_timeout_s),
+            # Tenants share task queues fairly when tasks back up (a server with fairness on);
+            # the run's activities and children inherit the key.
+            priority=Priority(fairness_key=tenant) if tenant else Priority.default,
         )
     except WorkflowAlreadyStartedError:
         if idempotency_key is None:
