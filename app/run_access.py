@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingWorkflowTaskState
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
@@ -117,6 +117,10 @@ async def load_run(client: Client, run_id: str, settings: Settings, tenant: str 
     failure = await task_failure(client, description, settings)
     if failure is not None:
         return _from_description(description, STUCK, [failure])
+    if await never_ran(client, description, settings):
+        # No worker has taken its first task yet: it is pending, and a query would only wait
+        # (for the full timeout when no worker polls its task queue).
+        return _from_description(description, RunStatus.PENDING, [])
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(run_id)
     ended = _ENDED_BY_TEMPORAL.get(description.status) if description.status else None
     try:
@@ -167,6 +171,27 @@ async def task_failure(
                 return f"the run's workflow task keeps failing ({attempts} attempts): {message}"
             return None
     return None
+
+
+async def never_ran(
+    client: Client, description: WorkflowExecutionDescription, settings: Settings
+) -> bool:
+    """True while no workflow task of the run has completed: its first task waits for a worker.
+    (One short history read, only when a task is scheduled and the history is that short.)"""
+    raw = description.raw_description
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        return False
+    if not raw.HasField("pending_workflow_task"):
+        return False
+    if (
+        raw.pending_workflow_task.state
+        != PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+    ):
+        return False
+    if raw.workflow_execution_info.history_length > _TAIL_EVENTS:
+        return False
+    events = await _tail(client, description, settings)
+    return not any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in events)
 
 
 async def _unanswered(

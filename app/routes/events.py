@@ -8,6 +8,7 @@ gateway process, including one started after the previous one was killed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -20,16 +21,18 @@ from temporalio.service import RPCError
 
 from app.auth import Tenant
 from app.deps import AppSettings, TemporalClient
-from app.errors import InvalidInput
+from app.errors import ApiError, InvalidInput
 from app.event_stream import StreamUnavailable, follow_events
 from app.routes.runs import ERRORS, RunId
-from app.run_access import RunRead, load_run
-from workflows.state import StreamEvent
+from app.run_access import RunRead, describe_owned, load_run, never_ran
+from workflows.state import RunStatus, StreamEvent
 
 router = APIRouter(prefix="/api/v1/runs", tags=["events"])
 logger = logging.getLogger(__name__)
 
 TERMINAL_EVENT = "result"
+# How often a stream of a run that no worker has taken yet checks whether one has.
+NOT_STARTED_POLL_S = 1.0
 # An event id of this stream: ASCII digits only (str.isdigit also accepts "²", which int() refuses).
 EVENT_ID = re.compile(r"[0-9]{1,18}")
 
@@ -67,13 +70,21 @@ async def stream_run_events(
 ) -> EventSourceResponse:
     start = _start_offset(last_event_id, from_offset)  # 422 before anything else
     read = await load_run(client, run_id, settings, tenant)  # 404 / 503 before the stream starts
-    if read.state is None:
+    waiting_to_start = read.state is None and read.status is RunStatus.PENDING
+    if read.state is None and not waiting_to_start:
         # Stuck, or ended by Temporal before it could record anything: nothing to stream but
         # the outcome.
         return EventSourceResponse(_outcome_only(read), ping=int(settings.sse_ping_s))
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
+            if waiting_to_start:
+                # No worker has taken the run's first task: its stream cannot be read yet (a
+                # query would only wait). Hold the connection (pings keep it alive) until then.
+                while True:
+                    if not await _not_started(client, run_id, settings):
+                        break
+                    await asyncio.sleep(NOT_STARTED_POLL_S)
             async for offset, event in follow_events(
                 client,
                 run_id,
@@ -86,11 +97,16 @@ async def stream_run_events(
                 )
                 if event.type == TERMINAL_EVENT:
                     return
-        except (StreamUnavailable, RPCError) as exc:
+        except (StreamUnavailable, RPCError, ApiError) as exc:
             # The client reconnects with Last-Event-ID and loses nothing.
             logger.warning("event stream of %s interrupted: %s", run_id, exc)
 
     return EventSourceResponse(events(), ping=int(settings.sse_ping_s))
+
+
+async def _not_started(client: TemporalClient, run_id: str, settings: AppSettings) -> bool:
+    description = await describe_owned(client, run_id, settings, None)
+    return await never_ran(client, description, settings)
 
 
 async def _outcome_only(read: RunRead) -> AsyncIterator[ServerSentEvent]:

@@ -34,6 +34,7 @@ from app.run_access import (
     closed_or,
     describe_owned,
     load_run,
+    never_ran,
     require_active,
     task_failure,
 )
@@ -367,6 +368,8 @@ async def submit_input(
             "the run is stuck (its workflow task keeps failing) and cannot take input",
             {"errors": [failure]},
         )
+    if await never_ran(client, description, settings):
+        raise InvalidState("the run is pending, not waiting for input")
     # With a key, the update id is derived from (tenant, run, key): Temporal answers a repeated
     # update id with the stored outcome of the first, so a retry applies the input only once.
     update_id = None

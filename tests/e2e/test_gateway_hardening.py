@@ -26,6 +26,7 @@ from tests.e2e.broken_workflow import FAILURE, BrokenAgentWorkflow
 from tests.e2e.conftest import Gateway, Stack, start_gateway
 from tests.e2e.test_http_api import assert_error, start_run, wait_for
 from tests.helpers import eventually
+from worker import build_worker
 from workflows.agent import AgentWorkflow
 from workflows.run_control import RUN_KIND, RUN_STATUS, TENANT
 from workflows.state import AgentInput
@@ -201,10 +202,23 @@ def impatient_gateway(stack: Stack, tmp_path: Path) -> Iterator[Gateway]:
 
 
 async def test_timeouts_are_503_with_retry_after(
-    impatient_gateway: Gateway, temporal: Client
+    impatient_gateway: Gateway, temporal: Client, stack: Stack
 ) -> None:
-    run_id = await _idle_run(temporal)  # no worker: queries and updates time out
+    # A run that started on a worker which is gone: queries and updates for it time out.
+    settings = Settings(
+        temporal_address=stack.temporal_address, task_queue=f"gone-{uuid.uuid4().hex}"
+    )
+    run_id = f"run-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(base_url=impatient_gateway.base_url, timeout=60) as http:
+        async with build_worker(temporal, settings):
+            await temporal.start_workflow(
+                AgentWorkflow.run,
+                AgentInput(query="Plan my trip to Lisbon"),
+                id=run_id,
+                task_queue=settings.task_queue,
+                search_attributes=_attributes(),
+            )
+            await wait_for(http, run_id, "waiting_for_input")
         for response in (
             await http.get(f"/api/v1/runs/{run_id}"),
             await http.post(f"/api/v1/runs/{run_id}/input", json={"text": "hello"}),
@@ -217,6 +231,19 @@ async def test_timeouts_are_503_with_retry_after(
         ):
             assert_error(response, 503, "temporal_unavailable")
             assert int(response.headers["retry-after"]) > 0
+
+
+async def test_a_run_no_worker_has_picked_up_reads_as_pending_at_once(
+    impatient_gateway: Gateway, temporal: Client
+) -> None:
+    # Its first task waits on a queue nobody polls: no query is made (it would only time out).
+    run_id = await _idle_run(temporal)
+    async with httpx.AsyncClient(base_url=impatient_gateway.base_url, timeout=60) as http:
+        state = await http.get(f"/api/v1/runs/{run_id}")
+        assert state.status_code == 200 and state.json()["status"] == "pending"
+        late = await http.post(f"/api/v1/runs/{run_id}/input", json={"text": "hello"})
+        assert "pending" in assert_error(late, 409, "invalid_state")["message"]
+        assert (await http.post(f"/api/v1/runs/{run_id}/pause")).status_code == 202
 
 
 async def test_input_with_an_idempotency_key_applies_once(http: httpx.AsyncClient) -> None:
