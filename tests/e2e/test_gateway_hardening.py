@@ -413,3 +413,29 @@ async def test_bad_text_and_json_are_422_before_anything_starts(http: httpx.Asyn
         )
         assert response.status_code == 422, response.text
         assert response.json()["error"]["details"][0]["path"] == "body.text"
+
+
+async def test_the_stream_of_a_run_not_yet_taken_waits_for_its_worker(
+    http: httpx.AsyncClient, temporal: Client, stack: Stack
+) -> None:
+    settings = Settings(
+        temporal_address=stack.temporal_address, task_queue=f"late-{uuid.uuid4().hex}"
+    )
+    run_id = f"run-{uuid.uuid4().hex}"
+    await temporal.start_workflow(
+        AgentWorkflow.run,
+        AgentInput(query="What is 6 * 7?"),
+        id=run_id,
+        task_queue=settings.task_queue,
+        search_attributes=_attributes(),
+    )
+    async with http.stream("GET", f"/api/v1/runs/{run_id}/events") as stream:
+        assert stream.status_code == 200  # open before any worker took the run
+        async with build_worker(temporal, settings):  # the worker comes later
+            kinds = []
+            async for line in stream.aiter_lines():
+                if line.startswith("event:"):
+                    kinds.append(line.split(":", 1)[1].strip())
+                    if kinds[-1] == "result":
+                        break
+    assert kinds[0] == "status" and kinds[-1] == "result" and "tool_call" in kinds
