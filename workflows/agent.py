@@ -63,6 +63,8 @@ with workflow.unsafe.imports_passed_through():
 MAX_STREAM_ITEMS = 2000
 # workflow.patched() ids: one per change to the command sequence (see docs/versioning.md).
 SKIP_CALCULATION_REFLECTION = "skip-calculation-reflection"
+# The worker checks a new run's query (runs started before replay without the check).
+CHECK_QUERY = "check-query-in-worker"
 # History events a waiting run must have gained since its wait began before it continues as new.
 WAIT_HANDOVER_MARGIN = 20
 # Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
@@ -85,7 +87,7 @@ class AgentWorkflow(RunControl):
         inp, self._unrunnable = decode_input(raw, AgentInput)
         if inp is None:
             inp = AgentInput(query="")
-        elif inp.state is None:
+        elif inp.state is None and workflow.patched(CHECK_QUERY):
             problem = text_problem(inp.query, MAX_QUERY_CHARS)
             if problem is not None:
                 self._unrunnable = f"the run's query is not acceptable: {problem}"

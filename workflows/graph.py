@@ -63,6 +63,9 @@ IN_WORKFLOW_TYPES = frozenset({"condition", "transform"})
 # workflow.patched() ids (docs/versioning.md): runs recorded before these guards replay as they ran.
 YIELD_BETWEEN_INLINE_NODES = "yield-between-inline-nodes"
 BOUND_PARALLEL_NODES = "bound-parallel-nodes"
+# Limits checked by the worker (input, expressions, node outputs). Runs started before it replay
+# without them: a stricter check must never change what an old run did.
+ENFORCE_LIMITS = "enforce-limits-in-worker"
 # Past this many history events a graph run fails with a reason (Temporal's own hard limit is
 # 51,200 events, where it terminates the run).
 MAX_HISTORY_EVENTS = 40_000
@@ -84,9 +87,10 @@ class GraphWorkflow(RunControl):
         # The worker never trusts its input: decode it and check it against its limits here, and
         # fail the run once (in `run`) with what is wrong, rather than its workflow task forever.
         inp, self._unrunnable = decode_input(raw, GraphInput)
+        self._enforce = workflow.patched(ENFORCE_LIMITS)
         if inp is None:
             inp = GraphInput(spec=_UNREADABLE)
-        else:
+        elif self._enforce:
             self._unrunnable = _input_problem(inp)
         if self._unrunnable is not None:  # keep what can be shown: the name, the tenant
             unreadable = _UNREADABLE.model_copy(update={"name": inp.spec.name})
@@ -95,6 +99,8 @@ class GraphWorkflow(RunControl):
         self._inp = inp
         self._spec = spec
         self._limits = inp.limits
+        # What expressions are checked against (None: as before limits, for old runs).
+        self._expression_limits = inp.limits if self._enforce else None
         self._plan: GraphPlan = (
             build_plan(spec)
             if spec.nodes
@@ -239,7 +245,7 @@ class GraphWorkflow(RunControl):
             taken = edge.on in (outcome, "always")
             if taken and edge.when is not None:
                 try:
-                    taken = bool(evaluate(edge.when, variables, self._limits))
+                    taken = bool(evaluate(edge.when, variables, self._expression_limits))
                 except ExpressionError as exc:
                     raise RunFailure(f"edge {edge.source} -> {edge.target}: when {exc}") from None
             if i in self._plan.back_edges:
@@ -320,7 +326,8 @@ class GraphWorkflow(RunControl):
             self._update_status(node=node, node_status=NodeStatus.INITIALIZED)
             self._update_status(node=node, node_status=NodeStatus.EXECUTING)
             value, metadata = await self._execute(spec, node, prepared)
-            self._check_output_size(node_id, value)
+            if self._enforce:
+                self._check_output_size(node_id, value)
             if spec.type == "transform":
                 self._state.variables["vars"] = {**self._state.variables["vars"], **value}
         except NodeFailed as exc:
@@ -365,7 +372,7 @@ class GraphWorkflow(RunControl):
         """Evaluate the node's expressions and templates against the current variables."""
         variables = self._variables()
         config = spec.config
-        limits = self._limits
+        limits = self._expression_limits
         if spec.type == "llm":
             return {"prompt": render(config["prompt"], variables, limits)}
         if spec.type == "tool":

@@ -129,6 +129,19 @@ async def continue_as_new(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return await _start(c, tq, "What is 17 * 23?", history_threshold=1)
 
 
+async def chat_checked(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # Recorded after the worker began checking queries (`check-query-in-worker` marker), with
+    # malformed signals of every arity.
+    h = await _start(c, tq, "Plan my trip to Lisbon")
+    await _until(h, RunStatus.WAITING_FOR_INPUT)
+    await h.signal("provide_input", args=[])
+    await h.signal("provide_input", args=[{"text": "a"}, {"text": "b"}])
+    await h.signal("pause", args=["now"])  # arguments to pause/resume are ignored
+    await h.signal("resume", args=[1, 2])
+    await h.signal("provide_input", {"text": "A weekend"})
+    return h
+
+
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
     f.__name__: f
     for f in (
@@ -143,6 +156,7 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
         cancel_waiting,
         input_timeout,
         continue_as_new,
+        chat_checked,
     )
 }
 
@@ -169,8 +183,68 @@ async def _graph(
     return h
 
 
+async def _inline_graph(c: Client, tq: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    return await c.start_workflow(
+        "GraphWorkflow",
+        {"spec": spec, "input": {}},
+        id=f"replay-graph-{uuid.uuid4().hex}",
+        task_queue=tq,
+    )
+
+
+# A transform looping 50 times: the workflow yields to Temporal every 20 of them.
+INLINE_LOOP = {
+    "name": "inline_loop",
+    "entry": "count",
+    "max_steps": 100,
+    "nodes": [
+        {
+            "id": "count",
+            "type": "transform",
+            "config": {"set": {"n": "has(vars.n) ? vars.n + 1 : 1"}},
+        },
+        {"id": "done", "type": "condition", "config": {"expression": "vars.n"}},
+    ],
+    "edges": [
+        {"source": "count", "target": "count", "when": "vars.n < 50"},
+        {"source": "count", "target": "done", "when": "vars.n >= 50"},
+    ],
+}
+# 24 parallel tool calls: at most 16 run at once.
+PARALLEL = {
+    "name": "parallel",
+    "entry": "start",
+    "nodes": [{"id": "start", "type": "condition", "config": {"expression": "true"}}]
+    + [
+        {
+            "id": f"c{i}",
+            "type": "tool",
+            "config": {"tool": "calculator", "args": {"expression": f"'{i} * 2'"}},
+        }
+        for i in range(24)
+    ],
+    "edges": [{"source": "start", "target": f"c{i}"} for i in range(24)],
+}
+# Over its limits: the worker fails it once, at its start.
+UNRUNNABLE = {
+    "name": "unrunnable",
+    "entry": "check",
+    "nodes": [
+        {
+            "id": "check",
+            "type": "condition",
+            "config": {"expression": "+".join(["1"] * 3000) + " > 0"},
+        }
+    ],
+}
+
 GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
     "triage": lambda c, tq: _graph(c, tq, "triage", {"ticket": "refund please"}),
+    # Recorded after the worker began enforcing limits (`enforce-limits-in-worker` marker).
+    "triage_limits": lambda c, tq: _graph(c, tq, "triage", {"ticket": "I was charged twice"}),
+    "inline_loop": lambda c, tq: _inline_graph(c, tq, INLINE_LOOP),
+    "parallel_bound": lambda c, tq: _inline_graph(c, tq, PARALLEL),
+    "unrunnable": lambda c, tq: _inline_graph(c, tq, UNRUNNABLE),
     "draft_review_loop": lambda c, tq: _graph(c, tq, "draft_review", {"topic": "tea"}),
     "approval_input": lambda c, tq: _graph(c, tq, "approval", {"announcement": "v2"}, "yes"),
 }

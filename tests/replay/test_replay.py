@@ -37,6 +37,12 @@ def test_every_path_has_a_recorded_history() -> None:
         "graph_triage",
         "graph_draft_review_loop",
         "graph_approval_input",
+        # recorded after the worker began enforcing limits (workflow.patched markers)
+        "agent_chat_checked",
+        "graph_triage_limits",
+        "graph_inline_loop",
+        "graph_parallel_bound",
+        "graph_unrunnable",
     } <= names
 
 
