@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType, PendingWorkflowTaskState
+from temporalio.api.enums.v1 import EventType, PendingWorkflowTaskState, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
@@ -62,6 +62,18 @@ _TASK_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
 }
 _TAIL_EVENTS = 50
+# A task that failed this many times in a row is failing for good (a bug fails every attempt;
+# a signal racing a completion fails one).
+STUCK_AFTER_ATTEMPTS = 3
+_TRANSIENT_CAUSES = {
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_STICKY_TASK_QUEUE,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
+}
 
 
 @dataclass
@@ -157,12 +169,14 @@ async def task_failure(
     if description.status is not WorkflowExecutionStatus.RUNNING:
         return None
     pending = description.raw_description.pending_workflow_task
-    if pending.attempt <= 1:
+    if pending.attempt < STUCK_AFTER_ATTEMPTS:
         return None
     # A retried task after a worker died ends in TIMED_OUT; one the workflow code fails, FAILED.
     for event in await _tail(client, description, settings):
         if event.event_type in _TASK_EVENTS:
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                if event.workflow_task_failed_event_attributes.cause in _TRANSIENT_CAUSES:
+                    return None  # Temporal's own bookkeeping; the next attempt goes on
                 failure = event.workflow_task_failed_event_attributes.failure
                 message = failure.message or "the workflow task failed"
                 if failure.HasField("cause") and failure.cause.message:
