@@ -136,9 +136,13 @@ async def load_run(client: Client, run_id: str, settings: Settings, tenant: str 
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(run_id)
     ended = _ENDED_BY_TEMPORAL.get(description.status) if description.status else None
     try:
-        raw = await handle.query(
-            "get_state", result_type=dict, rpc_timeout=timedelta(seconds=settings.query_timeout_s)
-        )
+        raw = await _final_state(client, description, settings)
+        if raw is None:
+            raw = await handle.query(
+                "get_state",
+                result_type=dict,
+                rpc_timeout=timedelta(seconds=settings.query_timeout_s),
+            )
         state = parse_state(raw)
     except ValidationError:
         raise RunNotFound(run_id) from None  # a workflow of ours, but not a run
@@ -159,6 +163,33 @@ async def load_run(client: Client, run_id: str, settings: Settings, tenant: str 
         read.status = RunStatus.FAILED
         read.errors.append(await _end_reason(client, description, settings, ended))
     return read
+
+
+async def _final_state(
+    client: Client, description: WorkflowExecutionDescription, settings: Settings
+) -> Any:
+    """A completed run's state, from its completion event (both workflows return their whole
+    state): one history read, no worker needed, no replay. None for any other run."""
+    if description.status is not WorkflowExecutionStatus.COMPLETED:
+        return None
+    request = GetWorkflowExecutionHistoryReverseRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=description.id, run_id=description.run_id),
+        maximum_page_size=1,
+    )
+    try:
+        response = await client.workflow_service.get_workflow_execution_history_reverse(
+            request, retry=True, timeout=timedelta(seconds=settings.query_timeout_s)
+        )
+    except (RPCError, RuntimeError):
+        return None  # the query can still answer
+    for event in response.history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            payloads = event.workflow_execution_completed_event_attributes.result.payloads
+            if payloads:
+                # Through the whole data converter: a payload codec (encryption) applies too.
+                return (await client.data_converter.decode([payloads[0]], [dict]))[0]
+    return None
 
 
 async def task_failure(

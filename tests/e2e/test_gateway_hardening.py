@@ -17,6 +17,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from config import Settings
@@ -36,9 +37,20 @@ GLOBEX = {"Authorization": "Bearer globex-key"}
 KEYS = "acme-key:acme,globex-key:globex"
 
 
+# Runs a test leaves with no worker to finish them. Terminated after the test, so that other
+# tests of the shared stack (the schema fuzzing lists and reads every run) never wait on them.
+LEFT_OPEN: list[str] = []
+
+
 @pytest.fixture
 async def temporal(stack: Stack) -> AsyncIterator[Client]:
-    yield await connect(Settings(temporal_address=stack.temporal_address))
+    client = await connect(Settings(temporal_address=stack.temporal_address))
+    yield client
+    while LEFT_OPEN:
+        try:
+            await client.get_workflow_handle(LEFT_OPEN.pop()).terminate("test cleanup")
+        except RPCError:
+            pass  # already closed
 
 
 def _attributes(tenant: str | None = None) -> TypedSearchAttributes:
@@ -61,6 +73,7 @@ async def _idle_run(temporal: Client, tenant: str | None = None) -> str:
         task_queue=f"nobody-{uuid.uuid4().hex}",
         search_attributes=_attributes(tenant),
     )
+    LEFT_OPEN.append(run_id)
     return run_id
 
 
@@ -110,6 +123,7 @@ async def test_a_stuck_run_reads_as_stuck(http: httpx.AsyncClient, temporal: Cli
     # A worker whose AgentWorkflow raises a plain exception: the task fails on every attempt.
     task_queue = f"broken-{uuid.uuid4().hex}"
     run_id = f"run-{uuid.uuid4().hex}"
+    LEFT_OPEN.append(run_id)
     async with Worker(temporal, task_queue=task_queue, workflows=[BrokenAgentWorkflow]):
         await temporal.start_workflow(
             "AgentWorkflow",
@@ -209,6 +223,7 @@ async def test_timeouts_are_503_with_retry_after(
         temporal_address=stack.temporal_address, task_queue=f"gone-{uuid.uuid4().hex}"
     )
     run_id = f"run-{uuid.uuid4().hex}"
+    LEFT_OPEN.append(run_id)
     async with httpx.AsyncClient(base_url=impatient_gateway.base_url, timeout=60) as http:
         async with build_worker(temporal, settings):
             await temporal.start_workflow(
@@ -439,3 +454,25 @@ async def test_the_stream_of_a_run_not_yet_taken_waits_for_its_worker(
                     if kinds[-1] == "result":
                         break
     assert kinds[0] == "status" and kinds[-1] == "result" and "tool_call" in kinds
+
+
+async def test_a_completed_run_reads_without_its_worker(
+    impatient_gateway: Gateway, temporal: Client, stack: Stack
+) -> None:
+    # Its state comes from its completion event: no query, so no worker and no replay.
+    settings = Settings(
+        temporal_address=stack.temporal_address, task_queue=f"done-{uuid.uuid4().hex}"
+    )
+    async with build_worker(temporal, settings):
+        handle = await temporal.start_workflow(
+            AgentWorkflow.run,
+            AgentInput(query="What is 6 * 7?"),
+            id=f"run-{uuid.uuid4().hex}",
+            task_queue=settings.task_queue,
+            search_attributes=_attributes(),
+        )
+        await handle.result()
+    async with httpx.AsyncClient(base_url=impatient_gateway.base_url, timeout=60) as http:
+        state = (await http.get(f"/api/v1/runs/{handle.id}")).json()
+    assert state["status"] == "completed" and "42" in state["answer"], state
+    assert state["nodes"] and not state["errors"]
