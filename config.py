@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None, repr=False)
 
     # Agent runs: defaults copied into each run's input (so a run keeps the values it started with).
-    input_timeout_s: float = 7 * 24 * 3600
-    max_input_chars: int = 8000
+    input_timeout_s: float = Field(default=7 * 24 * 3600, gt=0, le=366 * 24 * 3600)
+    max_input_chars: int = Field(default=8000, ge=1, le=100_000)
     max_query_chars: int = 8000
     max_context_rounds: int = 3
     reflection_threshold: float = 0.7
@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     max_node_output_bytes: int = _LIMITS.max_node_output_bytes
     max_variables_bytes: int = _LIMITS.max_variables_bytes
     max_parallel_nodes: int = _LIMITS.max_parallel_nodes
+    max_node_read_bytes: int = _LIMITS.max_node_read_bytes
+    max_run_steps: int = _LIMITS.max_run_steps
 
     # LLM and tools. `llm` is "offline" (built in, deterministic) or "openai" (any server that
     # speaks the OpenAI chat completions API: OpenAI, Azure, vLLM, Ollama, LM Studio).

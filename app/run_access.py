@@ -168,9 +168,13 @@ async def load_run(client: Client, run_id: str, settings: Settings, tenant: str 
 async def _final_state(
     client: Client, description: WorkflowExecutionDescription, settings: Settings
 ) -> Any:
-    """A completed run's state, from its completion event (both workflows return their whole
-    state): one history read, no worker needed, no replay. None for any other run."""
-    if description.status is not WorkflowExecutionStatus.COMPLETED:
+    """A closed run's state, from its last event — both workflows return their whole state, and
+    fail with it in the failure's details: one history read, no worker needed, no replay. None
+    for any other run (and runs that failed before their state travelled with the failure)."""
+    if description.status not in (
+        WorkflowExecutionStatus.COMPLETED,
+        WorkflowExecutionStatus.FAILED,
+    ):
         return None
     request = GetWorkflowExecutionHistoryReverseRequest(
         namespace=client.namespace,
@@ -186,9 +190,16 @@ async def _final_state(
     for event in response.history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
             payloads = event.workflow_execution_completed_event_attributes.result.payloads
-            if payloads:
-                # Through the whole data converter: a payload codec (encryption) applies too.
-                return (await client.data_converter.decode([payloads[0]], [dict]))[0]
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+            failure = event.workflow_execution_failed_event_attributes.failure
+            payloads = failure.application_failure_info.details.payloads
+        else:
+            return None
+        if not payloads:
+            return None
+        # Through the whole data converter: a payload codec (encryption) applies too.
+        value = (await client.data_converter.decode([payloads[0]], [dict]))[0]
+        return value if isinstance(value, dict) and "run_id" in value else None
     return None
 
 

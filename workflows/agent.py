@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.contrib.workflow_streams import WorkflowStream
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.context import ContextActivities
@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.state import (
         EVENTS_TOPIC,
+        TERMINAL_STATUSES,
         AgentInput,
         AgentState,
         NodeState,
@@ -87,6 +88,8 @@ class AgentWorkflow(RunControl):
         inp, self._unrunnable = decode_input(raw, AgentInput)
         if inp is None:
             inp = AgentInput(query="")
+        elif inp.state is not None and inp.state.status in TERMINAL_STATUSES:
+            self._unrunnable = f"the run's carried-over state is already {inp.state.status.value}"
         elif inp.state is None and workflow.patched(CHECK_QUERY):
             problem = text_problem(inp.query, MAX_QUERY_CHARS)
             if problem is not None:
@@ -116,6 +119,9 @@ class AgentWorkflow(RunControl):
     def get_state(self) -> AgentState:
         return self._state
 
+    def _result_fields(self) -> dict[str, Any]:
+        return {"answer": self._state.answer}
+
     def _on_input(self, text: str) -> None:
         self._state.user_inputs.append(text)
         self._state.contexts.append("User: " + text[:MAX_CONTEXT_CHARS])
@@ -140,10 +146,13 @@ class AgentWorkflow(RunControl):
             await self._finish_stream({"answer": self._state.answer})
             raise
         except RunFailure as exc:
-            self._state.errors.append(str(exc))
-            self._update_status(run=RunStatus.FAILED, message=str(exc))
-            await self._finish_stream({"answer": self._state.answer})
-            raise ApplicationError(str(exc), type="RunFailed", non_retryable=True) from None
+            await self._fail(str(exc))
+        except Exception as exc:
+            if isinstance(exc, workflow.NondeterminismError):
+                raise  # a deploy that breaks replay: the task fails until the code is fixed
+            # Anything else (a bug, a forged carried-over state) fails the run with the error
+            # instead of its workflow task, which Temporal would retry forever: no run hangs.
+            await self._fail(f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
         self._update_status(run=RunStatus.COMPLETED, message="answered")
         await self._finish_stream({"answer": self._state.answer})
         return self._state

@@ -7,6 +7,7 @@ again before the CEL engine sees it (see `workflows/limits.py`).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from workflows.graph_spec import compiled
@@ -23,9 +24,17 @@ def evaluate(source: str, variables: dict[str, Any], limits: Limits | None) -> A
     if problem is not None:
         raise ExpressionError(f"{_short(source)} refused: {problem}")
     try:
-        return plain(compiled(source).execute(variables))
+        program = compiled(source)
+        # Only what the expression reads: the engine converts every value it is given.
+        scoped = {name: variables[name] for name in _names(source) if name in variables}
+        return plain(program.execute(scoped))
     except Exception as exc:  # the library raises KeyError, TypeError, RuntimeError, ...
         raise ExpressionError(f"{_short(source)} failed: {_describe(exc)}") from None
+
+
+@lru_cache(maxsize=4096)
+def _names(source: str) -> tuple[str, ...]:
+    return tuple(compiled(source).variables())
 
 
 def render(template: str, variables: dict[str, Any], limits: Limits | None) -> str:

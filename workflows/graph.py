@@ -36,7 +36,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows import timeouts
     from workflows.expressions import ExpressionError, evaluate, render
     from workflows.graph_spec import GraphPlan, GraphSpec, NodeSpec, build_plan, validate
-    from workflows.limits import IN_WORKFLOW_STEPS_PER_ACTIVATION, json_problems, json_size
+    from workflows.limits import (
+        IN_WORKFLOW_READ_BYTES_PER_ACTIVATION,
+        IN_WORKFLOW_STEPS_PER_ACTIVATION,
+        json_problems,
+        json_size,
+        referenced_names,
+        template_expressions,
+    )
     from workflows.run_control import (
         RUN_KIND,
         RunControl,
@@ -69,6 +76,9 @@ ENFORCE_LIMITS = "enforce-limits-in-worker"
 # Past this many history events a graph run fails with a reason (Temporal's own hard limit is
 # 51,200 events, where it terminates the run).
 MAX_HISTORY_EVENTS = 40_000
+# Items of the run's event stream kept in memory (older ones are dropped; a reconnecting client
+# asking for one is moved to the oldest kept).
+MAX_STREAM_ITEMS = 2000
 # A graph whose input cannot be read still needs a spec to show; this one runs nothing.
 _UNREADABLE = GraphSpec(name="unreadable", entry="none", nodes=[])
 
@@ -126,14 +136,21 @@ class GraphWorkflow(RunControl):
         self._input_text: str | None = None
         # Bytes of each node's output in `variables` (their sum is bounded by the limits).
         self._output_bytes: dict[str, int] = {}
+        # In-workflow nodes run in this activation, and the bytes of variables they read.
         self._inline_steps = 0
+        self._inline_read = 0
         self._inline_since = 0  # history length when the count began
+        self._yielding: asyncio.Task[None] | None = None
+        self._input_bytes = json_size(inp.input) if self._enforce else 0
         self._stream = WorkflowStream(None)
         self._events = self._stream.topic(EVENTS_TOPIC, type=StreamEvent)
 
     @workflow.query
     def get_state(self) -> GraphState:
         return self._state
+
+    def _result_fields(self) -> dict[str, Any]:
+        return {"outputs": self._state.outputs}
 
     def _on_input(self, text: str) -> None:
         self._input_text = text
@@ -159,10 +176,14 @@ class GraphWorkflow(RunControl):
             raise
         except RunFailure as exc:
             await self._stop_running()
-            self._state.errors.append(str(exc))
-            self._update_status(run=RunStatus.FAILED, message=str(exc))
-            await self._finish_stream({"outputs": self._state.outputs})
-            raise ApplicationError(str(exc), type="RunFailed", non_retryable=True) from None
+            await self._fail(str(exc))
+        except Exception as exc:
+            if isinstance(exc, workflow.NondeterminismError):
+                raise  # a deploy that breaks replay: the task fails until the code is fixed
+            # Anything else (a bug) fails the run with the error instead of its workflow task,
+            # which Temporal would retry forever: no run hangs.
+            await self._stop_running()
+            await self._fail(f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
         for node in self._state.nodes:
             if node.status is NodeStatus.CREATED:
                 self._update_status(node=node, node_status=NodeStatus.SKIPPED)
@@ -179,7 +200,7 @@ class GraphWorkflow(RunControl):
         while True:
             if self._ready:
                 await self._hold_if_paused()
-                await self._yield_if_long()
+                self._check_history()
             while self._ready:
                 if len(self._running) >= self._limits.max_parallel_nodes and workflow.patched(
                     BOUND_PARALLEL_NODES
@@ -201,26 +222,54 @@ class GraphWorkflow(RunControl):
                 del self._running[node_id]
                 self._after(node_id, error)
 
-    async def _yield_if_long(self) -> None:
-        """After a run of nodes evaluated by the workflow itself, end the activation (a no-op
-        local activity: no server round trip, unlike a timer, which the dev server fires ~1 s
-        later), so a loop of them never trips the deadlock detector."""
+    def _check_history(self) -> None:
         length = workflow.info().get_current_history_length()
-        if length != self._inline_since:  # a new activation: the count starts again
-            self._inline_since, self._inline_steps = length, 0
-        if self._inline_steps < IN_WORKFLOW_STEPS_PER_ACTIVATION:
-            return
-        if length > MAX_HISTORY_EVENTS:
+        if self._enforce and length > MAX_HISTORY_EVENTS:
             # Temporal terminates a run at 51,200 events; end it first, with a reason.
             raise RunFailure(
                 f"the run's history reached {length} events after {self._state.steps} node "
                 "executions; lower max_steps or split the graph"
             )
-        if workflow.patched(YIELD_BETWEEN_INLINE_NODES):
-            await workflow.execute_local_activity(
-                graph_yield, start_to_close_timeout=timedelta(seconds=10)
+
+    async def _inline_turn(self, cost: int) -> None:
+        """Wait until this in-workflow node may run in the current activation: after 20 of them,
+        or 2 MiB of variables read, the activation is handed back to Temporal (a no-op local
+        activity: no server round trip, unlike a timer, which the dev server fires ~1 s later),
+        so the deadlock detector never fires. Parallel nodes share one hand-back."""
+        while True:
+            length = workflow.info().get_current_history_length()
+            if length != self._inline_since:  # a new workflow task: the count starts again
+                self._inline_since, self._inline_steps, self._inline_read = length, 0, 0
+            fits = (
+                self._inline_steps < IN_WORKFLOW_STEPS_PER_ACTIVATION
+                and self._inline_read + cost <= IN_WORKFLOW_READ_BYTES_PER_ACTIVATION
             )
-        self._inline_steps = 0
+            if fits or self._inline_steps == 0 or not workflow.patched(YIELD_BETWEEN_INLINE_NODES):
+                self._inline_steps += 1
+                self._inline_read += cost
+                return
+            if self._yielding is None:
+                self._yielding = asyncio.create_task(self._hand_back())
+            await self._yielding
+
+    async def _hand_back(self) -> None:
+        await workflow.execute_local_activity(
+            graph_yield, start_to_close_timeout=timedelta(seconds=10)
+        )
+        self._inline_steps, self._inline_read, self._yielding = 0, 0, None
+        self._trim_stream()
+
+    def _trim_stream(self) -> None:
+        """Keep the event stream's memory bounded in long runs (loops publish per node)."""
+        stream = self._stream.get_state()
+        if len(stream.log) > MAX_STREAM_ITEMS:
+            self._stream.truncate(stream.base_offset + len(stream.log) - MAX_STREAM_ITEMS)
+
+    def _read_cost(self, sources: list[str]) -> int:
+        """Bytes of variables the expressions read (the CEL engine converts each value it
+        reads, and a result holds a copy per use): the size of each name, once per use."""
+        sizes = {**self._output_bytes, "input": self._input_bytes}
+        return sum(sizes.get(name, 0) for source in sources for name in referenced_names(source))
 
     async def _stop_running(self) -> None:
         for task in self._running.values():
@@ -243,6 +292,14 @@ class GraphWorkflow(RunControl):
         for i in edges:
             edge = self._spec.edges[i]
             taken = edge.on in (outcome, "always")
+            if taken and edge.when is not None and self._enforce:
+                cost = self._read_cost([edge.when])
+                if cost > self._limits.max_node_read_bytes:
+                    raise RunFailure(
+                        f"edge {edge.source} -> {edge.target}: when would read {cost} bytes of "
+                        f"variables; the limit is {self._limits.max_node_read_bytes}"
+                    )
+                self._inline_read += cost
             if taken and edge.when is not None:
                 try:
                     taken = bool(evaluate(edge.when, variables, self._expression_limits))
@@ -314,11 +371,18 @@ class GraphWorkflow(RunControl):
         spec = self._by_id[node_id]
         node = self._node_state[node_id]
         node.runs += 1
-        if spec.type in IN_WORKFLOW_TYPES:
-            self._inline_steps += 1
         error: str | None = None
         try:
             self._update_status(node=node, node_status=NodeStatus.INITIALIZING)
+            if self._enforce:
+                cost = self._read_cost(_node_expressions(spec))
+                if cost > self._limits.max_node_read_bytes:
+                    raise NodeFailed(
+                        f"its expressions would read {cost} bytes of variables; the limit is "
+                        f"{self._limits.max_node_read_bytes}"
+                    )
+                if spec.type in IN_WORKFLOW_TYPES:
+                    await self._inline_turn(cost)
             try:
                 prepared = self._prepare(spec)
             except ExpressionError as exc:
@@ -500,6 +564,19 @@ class GraphWorkflow(RunControl):
             raise NodeFailed(f"agent run {child_id} failed: {failure_message(exc)}") from None
         self._state.usage.add(result.usage if result.usage else Usage())
         return {"answer": result.answer, "status": result.status.value}, {"run_id": child_id}
+
+
+def _node_expressions(spec: NodeSpec) -> list[str]:
+    """Every expression the node evaluates (templates' `{{ }}` parts included)."""
+    config = spec.config
+    sources = [config["expression"]] if isinstance(config.get("expression"), str) else []
+    for key in ("set", "args"):
+        if isinstance(config.get(key), dict):
+            sources += [v for v in config[key].values() if isinstance(v, str)]
+    for key in ("prompt", "question", "query"):
+        if isinstance(config.get(key), str):
+            sources += list(template_expressions(config[key]))
+    return sources
 
 
 def _input_problem(inp: GraphInput) -> str | None:

@@ -166,6 +166,14 @@ def validate(data: Any, tools: Collection[str] | None, limits: Limits | None = N
         problems.append(
             Problem("edges", f"{len(spec.edges)} edges; the limit is {limits.max_graph_edges}")
         )
+    if spec.max_steps is not None and spec.max_steps > limits.max_run_steps:
+        problems.append(
+            Problem(
+                "max_steps",
+                f"max_steps is {spec.max_steps}; the limit is {limits.max_run_steps} node "
+                "executions per run",
+            )
+        )
     if problems:
         return Validation(spec, problems)
     ids = _check_nodes(spec, tools, limits, problems)
@@ -267,7 +275,14 @@ def _check_config_types(
     for key in ("set", "args"):
         if node.type in ("transform", "tool") and isinstance(config.get(key), dict):
             for name, source in config[key].items():
-                if not isinstance(source, str):
+                if not _ID.match(str(name)):
+                    problems.append(
+                        Problem(
+                            f"{where}.config.{key}",
+                            f"{name!r} is not a name (letters, digits, _; at most 64)",
+                        )
+                    )
+                elif not isinstance(source, str):
                     problems.append(
                         Problem(
                             f"{where}.config.{key}.{name}",

@@ -19,6 +19,7 @@ nested ones by each other (six nested `map`s froze a worker for 9 s), so they ar
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Collection, Iterator
 from typing import Any
@@ -48,6 +49,8 @@ class Limits(BaseModel):
     max_node_output_bytes: int = Field(default=64 * KIB, ge=1, le=256 * KIB)
     max_variables_bytes: int = Field(default=512 * KIB, ge=1, le=1024 * KIB)
     max_parallel_nodes: int = Field(default=16, ge=1, le=64)
+    max_node_read_bytes: int = Field(default=1024 * KIB, ge=1, le=4096 * KIB)
+    max_run_steps: int = Field(default=10_000, ge=1, le=100_000)
 
 
 def ceiling(name: str) -> int:
@@ -59,9 +62,11 @@ def ceiling(name: str) -> int:
     raise KeyError(name)
 
 
-# Nodes that run inside the workflow (condition, transform) between two yields to Temporal, so
-# that one activation never runs long enough for the deadlock detector to fire.
+# Nodes that run inside the workflow (condition, transform) between two yields to Temporal, and
+# bytes of variables their expressions may read (the CEL engine converts what it reads, ~3 MB/s
+# at worst), so that one activation never runs long enough for the deadlock detector to fire.
 IN_WORKFLOW_STEPS_PER_ACTIVATION = 20
+IN_WORKFLOW_READ_BYTES_PER_ACTIVATION = 2048 * KIB
 
 _COMPREHENSION = re.compile(
     r"\.\s*(all|exists|exists_one|filter|map|transformList|transformMap|transformMapEntry)\s*\("
@@ -107,7 +112,7 @@ def expression_problem(source: str, limits: Limits, names: Collection[str]) -> s
             f"{limits.max_expression_additions}"
         )
     if names:
-        references = sum(1 for name in _ROOT_NAME.findall(source) if name in names)
+        references = sum(1 for name in referenced_names(source) if name in names)
         if references > limits.max_expression_references:
             return (
                 f"expression names variables {references} times; the limit is "
@@ -145,6 +150,12 @@ def _nesting(source: str, limit: int) -> int:
         else:
             depth -= 1
     return deepest
+
+
+def referenced_names(source: str) -> list[str]:
+    """Every name an expression reads that is not a field of something else, once per use
+    (raw text: string literals included, so it can only over-count)."""
+    return _ROOT_NAME.findall(source)
 
 
 def template_parts(template: str) -> list[tuple[str, bool]]:
@@ -217,6 +228,8 @@ def json_problems(
             if not item.isascii() and _not_unicode(item):
                 problems.append((where, "text is not valid Unicode (lone surrogate)"))
             size += len(item) + 2
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.append((where, f"{item} is not a finite number"))
         else:
             size += 8
         if size > max_bytes:

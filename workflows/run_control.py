@@ -5,7 +5,7 @@ it; Temporal registers the handlers of a base class like the class's own.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from temporalio import workflow
@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from workflows.limits import text_problem
 from workflows.state import (
+    RUN_TRANSITIONS,
     TERMINAL_STATUSES,
     InputAccepted,
     NodeState,
@@ -199,10 +200,28 @@ class RunControl:
 
     async def _fail_unrunnable(self, message: str) -> None:
         """End a run whose input cannot be run (undecodable, over its limits): failed, once."""
+        await self._fail(message, error_type="InvalidRunInput")
+
+    async def _fail(self, message: str, error_type: str = "RunFailed") -> NoReturn:
+        """Fail the run with `message`. Its final state travels in the failure's details, so
+        it can be read from the run's history without a worker replaying it."""
         self._state.errors.append(message)
-        self._update_status(run=RunStatus.FAILED, message=message)
-        await self._finish_stream({})
-        raise ApplicationError(message, type="InvalidRunInput", non_retryable=True)
+        if RunStatus.FAILED in RUN_TRANSITIONS[self._state.status]:
+            self._update_status(run=RunStatus.FAILED, message=message)
+        else:  # an internal error after the run ended (a forged state): it fails all the same
+            self._state.status = RunStatus.FAILED
+            workflow.upsert_search_attributes([RUN_STATUS.value_set(RunStatus.FAILED.value)])
+        await self._finish_stream(self._result_fields())
+        raise ApplicationError(
+            message,
+            self._state.model_dump(mode="json"),
+            type=error_type,
+            non_retryable=True,
+        )
+
+    def _result_fields(self) -> dict[str, Any]:
+        """What the terminal `result` event carries besides status and errors."""
+        return {}
 
     async def _finish_stream(self, result: dict[str, Any]) -> None:
         """Publish the terminal `result` event and release subscribers' long polls."""
@@ -222,10 +241,13 @@ def decode_input(raw: RawValue, model: type[InputT]) -> tuple[InputT | None, str
     """The run's input as `model`, or why it cannot be: a worker that cannot decode a run's
     input fails that run once, with the reason, instead of failing its workflow task forever."""
     try:
-        return workflow.payload_converter().from_payload(raw.payload, model), None
+        value = workflow.payload_converter().from_payload(raw.payload, model)
     except Exception as exc:  # a bad shape, JSON nested past the decoder's limit, ...
         message = str(exc).replace("\n", " ")[:500]
         return None, f"the run's input cannot be read: {message}"
+    if not isinstance(value, model):  # null, or a payload that is not JSON (binary/plain)
+        return None, f"the run's input cannot be read: expected a {model.__name__} object"
+    return value, None
 
 
 def failure_message(exc: BaseException) -> str:

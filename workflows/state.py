@@ -174,6 +174,8 @@ class StreamEvent(BaseModel):
 
 
 EVENTS_TOPIC = "events"
+# The longest any run may wait for a person (a year and a day).
+MAX_INPUT_TIMEOUT_S = 366 * 24 * 3600
 
 
 class ToolRecord(BaseModel):
@@ -232,12 +234,13 @@ class AgentInput(BaseModel):
     query: str
     # Who started the run (API-key tenant); None when the gateway runs without keys.
     tenant: str | None = None
-    input_timeout_s: float = 7 * 24 * 3600
-    max_input_chars: int = 8000
-    max_context_rounds: int = 3
-    reflection_threshold: float = 0.7
-    max_reflection_retries: int = 1
-    history_threshold: int = 10_000
+    # Bounded: a worker decodes what anyone may have started a run with.
+    input_timeout_s: float = Field(default=7 * 24 * 3600, gt=0, le=MAX_INPUT_TIMEOUT_S)
+    max_input_chars: int = Field(default=8000, ge=1, le=100_000)
+    max_context_rounds: int = Field(default=3, ge=0, le=20)
+    reflection_threshold: float = Field(default=0.7, ge=0, le=1)
+    max_reflection_retries: int = Field(default=1, ge=0, le=10)
+    history_threshold: int = Field(default=10_000, ge=1, le=50_000)
     # Set only by continue-as-new: the state and event stream the next run resumes from.
     state: AgentState | None = None
     stream: WorkflowStreamState | None = None
@@ -274,8 +277,8 @@ class GraphInput(BaseModel):
     spec: GraphSpec
     input: dict[str, Any] = Field(default_factory=dict)
     tenant: str | None = None
-    input_timeout_s: float = 7 * 24 * 3600
-    max_input_chars: int = 8000
+    input_timeout_s: float = Field(default=7 * 24 * 3600, gt=0, le=MAX_INPUT_TIMEOUT_S)
+    max_input_chars: int = Field(default=8000, ge=1, le=100_000)
     # The bounds the run was started with; the worker enforces them (they cannot exceed the
     # ceilings: an input that says otherwise does not decode, and the run fails with why).
     limits: Limits = Field(default_factory=Limits)

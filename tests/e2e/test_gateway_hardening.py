@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -476,3 +476,26 @@ async def test_a_completed_run_reads_without_its_worker(
         state = (await http.get(f"/api/v1/runs/{handle.id}")).json()
     assert state["status"] == "completed" and "42" in state["answer"], state
     assert state["nodes"] and not state["errors"]
+
+
+async def test_a_failed_run_reads_without_its_worker(
+    impatient_gateway: Gateway, temporal: Client, stack: Stack
+) -> None:
+    # Its state travels in its failure's details: no query, so no worker and no replay.
+    settings = Settings(
+        temporal_address=stack.temporal_address, task_queue=f"fail-{uuid.uuid4().hex}"
+    )
+    async with build_worker(temporal, settings):
+        handle = await temporal.start_workflow(
+            AgentWorkflow.run,
+            AgentInput(query="Plan my trip to Lisbon", input_timeout_s=1),
+            id=f"run-{uuid.uuid4().hex}",
+            task_queue=settings.task_queue,
+            search_attributes=_attributes(),
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    async with httpx.AsyncClient(base_url=impatient_gateway.base_url, timeout=60) as http:
+        state = (await http.get(f"/api/v1/runs/{handle.id}")).json()
+    assert state["status"] == "failed" and state["nodes"], state
+    assert any("no input arrived" in error for error in state["errors"]), state

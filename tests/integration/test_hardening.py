@@ -309,3 +309,75 @@ async def test_one_run_of_many_parallel_nodes_leaves_slots_for_others(
         await hog.cancel()
         with pytest.raises(WorkflowFailureError):
             await asyncio.wait_for(hog.result(), timeout=60)
+
+
+async def test_expressions_that_would_read_too_much_fail_their_node(
+    client: Client, settings: Settings, worker
+):
+    # Each expression is short and names 16 values, but those are a 57 KB list: the CEL engine
+    # would convert 7 MB in one node (seconds with the GIL held). Bounded by bytes read.
+    refs = ", ".join(["input.l"] * 16)
+    spec = graph(
+        [
+            {
+                "id": "t",
+                "type": "transform",
+                "config": {"set": {f"k{j}": f"[{refs}]" for j in range(8)}},
+            }
+        ]
+    )
+    async with worker():
+        handle = await start_raw(client, settings, spec, {"l": [[] for _ in range(19_000)]})
+        other = asyncio.create_task(a_normal_run_completes(client, settings))
+        message = await failure_of(handle)
+        await other
+    assert "would read" in message and "the limit is 1048576" in message
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        (None, "expected a GraphInput object"),
+        (b"\x00\x01 not json", "expected a GraphInput object"),
+        (
+            {"spec": {"name": "x", "entry": "a", "nodes": []}, "input_timeout_s": 1e308},
+            "cannot be read",
+        ),
+    ],
+)
+async def test_a_graph_run_started_with_garbage_fails_once(
+    client: Client, settings: Settings, worker, arg: Any, expected: str
+):
+    async with worker():
+        handle = await client.start_workflow(
+            "GraphWorkflow", arg, id=f"hostile-{uuid.uuid4().hex}", task_queue=settings.task_queue
+        )
+        message = await failure_of(handle)
+    assert expected in message
+
+
+def _forged(status: str, stage: str) -> dict[str, Any]:
+    now = "2026-01-01T00:00:00Z"
+    state = {"run_id": "x", "query": "hi", "status": status, "stage": stage}
+    return {"query": "hi", "state": state | {"created_at": now, "updated_at": now}}
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        ({"query": "hi", "input_timeout_s": 1e308}, "cannot be read"),
+        ({"query": "hi", "reflection_threshold": float("nan")}, "cannot be read"),
+        (_forged("completed", "context"), "carried-over state is already completed"),
+        (_forged("paused", "context"), "internal error: IllegalTransition"),
+    ],
+)
+async def test_an_agent_run_started_with_garbage_fails_once(
+    client: Client, settings: Settings, worker, arg: Any, expected: str
+):
+    async with worker():
+        handle = await client.start_workflow(
+            "AgentWorkflow", arg, id=f"hostile-{uuid.uuid4().hex}", task_queue=settings.task_queue
+        )
+        message = await failure_of(handle)
+        await a_normal_run_completes(client, settings)
+    assert expected in message

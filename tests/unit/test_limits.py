@@ -158,6 +158,19 @@ def test_non_string_transform_values_are_refused_at_validation(value: Any):
     assert len(found) == 1 and found[0].startswith("nodes[0].config.set.x: must be a CEL")
 
 
+def test_loops_and_names_are_bounded():
+    loop = one_node("condition", {"expression": "true"}) | {"max_steps": 10_001}
+    assert problems(loop) == [
+        "max_steps: max_steps is 10001; the limit is 10000 node executions per run"
+    ]
+    for key in ("", "a.b", "\u0000"):
+        found = problems(one_node("transform", {"set": {key: "1"}}))
+        assert found and "is not a name" in found[0]
+    assert json_problems({"x": float("inf")}, max_depth=4, max_bytes=100) == [
+        ("input.x", "inf is not a finite number")
+    ]
+
+
 def test_graph_size_is_bounded():
     nodes = [
         {"id": f"n{i}", "type": "condition", "config": {"expression": "true"}} for i in range(1001)
