@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=30.0, gt=0)
     # Seconds between keep-alive comments on an idle event stream.
     sse_ping_s: float = 15.0
+    # Event streams one tenant (or, without API keys, everyone) may hold open on one gateway
+    # process: each polls its run's worker; past this, 429.
+    max_streams_per_tenant: int = Field(default=100, ge=1, le=10_000)
     # How often an event stream asks the run for new events (a read-only query).
     sse_poll_interval_s: float = 0.1
     # "key1:tenant1,key2:tenant2". Unset: no authentication (the local dev set-up).

@@ -9,6 +9,8 @@
     ├── IdempotencyConflict 422  an Idempotency-Key reused with a different body
     ├── InvalidGraph        422  a graph definition with problems (all listed in `details`)
     ├── GraphNotFound       404  no graph of that name in the catalog
+    ├── TooManyStreams      429  the tenant has as many event streams open as it may;
+    │                            with `Retry-After`
     └── TemporalUnavailable 503  Temporal (or a worker answering queries) cannot be reached or
                                  did not answer in time; always with `Retry-After`
 
@@ -100,6 +102,14 @@ class GraphNotFound(ApiError):
 
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"no graph named {name!r}; known: {', '.join(known)}", {"known": known})
+
+
+class TooManyStreams(ApiError):
+    status_code = 429
+    code = "too_many_streams"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(RETRY_AFTER_S)}
 
 
 class TemporalUnavailable(ApiError):

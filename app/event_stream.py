@@ -26,6 +26,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from workflows.state import EVENTS_TOPIC, StreamEvent
 
 POLL_QUERY = "__temporal_workflow_stream_poll"
+# An idle stream polls less and less often, up to this (every poll is a query a worker answers).
+MAX_IDLE_POLL_S = 1.0
 CLOSED_CHECK_EVERY = 10
 TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN)
 
@@ -50,6 +52,7 @@ async def follow_events(
     offset = from_offset
     outage = 0.0
     empty_polls = 0
+    delay = interval
     while True:
         try:
             result: PollResult = await handle.query(
@@ -79,13 +82,15 @@ async def follow_events(
         offset = result.next_offset
         if result.items or result.more_ready:
             empty_polls = 0
+            delay = interval
             continue
         # Nothing new: is there anything left to wait for? (Checked now and then: a describe
         # costs more than a poll.)
         if empty_polls % CLOSED_CHECK_EVERY == 0 and await _closed(handle, query_timeout):
             return
         empty_polls += 1
-        await asyncio.sleep(interval)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, max(MAX_IDLE_POLL_S, interval))
 
 
 async def _closed(handle: WorkflowHandle[Any, Any], query_timeout: float) -> bool:

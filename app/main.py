@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Event streams open on this process, by tenant (see app.routes.events).
+    app.state.open_streams = Counter()
     app.state.api_keys = parse_api_keys(settings.api_keys)
     app.state.secret = load_secret(settings)
     app.state.tool_names = default_registry(settings.knowledge_dir, settings.notes_file).names()

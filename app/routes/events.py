@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -21,7 +22,7 @@ from temporalio.service import RPCError
 
 from app.auth import Tenant
 from app.deps import AppSettings, TemporalClient
-from app.errors import ApiError, InvalidInput
+from app.errors import ApiError, InvalidInput, TooManyStreams
 from app.event_stream import StreamUnavailable, follow_events
 from app.routes.runs import ERRORS, RunId
 from app.run_access import RunRead, describe_owned, load_run, never_ran
@@ -52,7 +53,11 @@ def _start_offset(last_event_id: str | None, from_offset: int | None) -> int:
 
 @router.get(
     "/{run_id}/events",
-    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    responses={
+        **ERRORS,
+        200: {"content": {"text/event-stream": {}}},
+        429: {**ERRORS[503], "description": "Too many event streams open for this tenant"},
+    },
     response_class=EventSourceResponse,
     summary="Stream the run's events (Server-Sent Events; resume with Last-Event-ID)",
 )
@@ -75,6 +80,15 @@ async def stream_run_events(
         # Stuck, or ended by Temporal before it could record anything: nothing to stream but
         # the outcome.
         return EventSourceResponse(_outcome_only(read), ping=int(settings.sse_ping_s))
+
+    open_streams: Counter[str | None] = request.app.state.open_streams
+    if open_streams[tenant] >= settings.max_streams_per_tenant:
+        raise TooManyStreams(
+            f"{open_streams[tenant]} event streams are open for this tenant on this gateway; "
+            "close one or retry later",
+            {"limit": settings.max_streams_per_tenant},
+        )
+    open_streams[tenant] += 1
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
@@ -100,6 +114,8 @@ async def stream_run_events(
         except (StreamUnavailable, RPCError, ApiError) as exc:
             # The client reconnects with Last-Event-ID and loses nothing.
             logger.warning("event stream of %s interrupted: %s", run_id, exc)
+        finally:
+            open_streams[tenant] -= 1
 
     return EventSourceResponse(events(), ping=int(settings.sse_ping_s))
 

@@ -499,3 +499,33 @@ async def test_a_failed_run_reads_without_its_worker(
         state = (await http.get(f"/api/v1/runs/{handle.id}")).json()
     assert state["status"] == "failed" and state["nodes"], state
     assert any("no input arrived" in error for error in state["errors"]), state
+
+
+@pytest.fixture
+def few_streams_gateway(stack: Stack, tmp_path: Path) -> Iterator[Gateway]:
+    yield from _gateway(stack, tmp_path, DURABLE_AGENT_MAX_STREAMS_PER_TENANT="3")
+
+
+async def test_event_streams_per_tenant_are_bounded(few_streams_gateway: Gateway) -> None:
+    # Every open stream polls its run's worker: 300 of them starved other runs. Past the bound,
+    # 429 with Retry-After; a closed stream frees its place.
+    async with httpx.AsyncClient(base_url=few_streams_gateway.base_url, timeout=60) as http:
+        run_id = await start_run(http, "Plan my trip to Lisbon")
+        await wait_for(http, run_id, "waiting_for_input")
+        url = f"/api/v1/runs/{run_id}/events"
+        streams = [http.stream("GET", url) for _ in range(3)]
+        opened = [await s.__aenter__() for s in streams]
+        assert all(r.status_code == 200 for r in opened)
+        refused = await http.get(url)
+        assert_error(refused, 429, "too_many_streams")
+        assert int(refused.headers["retry-after"]) > 0
+        await streams[0].__aexit__(None, None, None)
+
+        async def reopen() -> httpx.Response:
+            async with http.stream("GET", url) as again:
+                return again
+
+        again = await eventually(reopen, lambda r: r.status_code == 200, what="a free place")
+        assert again.status_code == 200
+        for s in streams[1:]:
+            await s.__aexit__(None, None, None)
