@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.limits import (
         IN_WORKFLOW_READ_BYTES_PER_ACTIVATION,
         IN_WORKFLOW_STEPS_PER_ACTIVATION,
+        MATCHES_READ_BYTES,
         json_problems,
         json_size,
         referenced_names,
@@ -375,7 +376,14 @@ class GraphWorkflow(RunControl):
         try:
             self._update_status(node=node, node_status=NodeStatus.INITIALIZING)
             if self._enforce:
-                cost = self._read_cost(_node_expressions(spec))
+                sources = _node_expressions(spec)
+                for source in sources:
+                    if "matches" in source and self._read_cost([source]) > MATCHES_READ_BYTES:
+                        raise NodeFailed(
+                            f"an expression that calls matches() may read {MATCHES_READ_BYTES} "
+                            "bytes of variables at most"
+                        )
+                cost = self._read_cost(sources)
                 if cost > self._limits.max_node_read_bytes:
                     raise NodeFailed(
                         f"its expressions would read {cost} bytes of variables; the limit is "

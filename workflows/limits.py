@@ -67,6 +67,10 @@ def ceiling(name: str) -> int:
 # at worst), so that one activation never runs long enough for the deadlock detector to fire.
 IN_WORKFLOW_STEPS_PER_ACTIVATION = 20
 IN_WORKFLOW_READ_BYTES_PER_ACTIVATION = 2048 * KIB
+# A regular expression costs its compiled size times the text: `matches()` takes a literal
+# pattern whose `{n}` counts add up to this at most, and its expression reads at most this much.
+MAX_PATTERN_REPEATS = 200
+MATCHES_READ_BYTES = 128 * KIB
 
 _COMPREHENSION = re.compile(
     r"\.\s*(all|exists|exists_one|filter|map|transformList|transformMap|transformMapEntry)\s*\("
@@ -74,6 +78,7 @@ _COMPREHENSION = re.compile(
 _LINE_COMMENT = re.compile(r"//[^\n]*")
 _BRACKET = re.compile(r"[()\[\]{}]")
 _MATCHES_CALL = re.compile(r"matches\s*\(")
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 # A plain (not raw, not triple-quoted) string literal, then the call's closing parenthesis.
 _LITERAL_ARGUMENT = re.compile(r"""\s*(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")\s*\)""")
 # A name that is not a field of something else (`input`, not the `input` of `x.input`).
@@ -130,10 +135,17 @@ def _matches_problem(source: str) -> str | None:
     if "\n" in source or "\r" in source:
         return "an expression that calls matches() must be on one line"
     for call in _MATCHES_CALL.finditer(source):
-        if not _LITERAL_ARGUMENT.match(source, call.end()):
+        literal = _LITERAL_ARGUMENT.match(source, call.end())
+        if not literal:
             return (
                 "matches() takes a literal pattern: write text.matches('pattern'); a pattern "
                 "built from data could take the worker minutes to run"
+            )
+        repeats = sum(int(high or low) for low, high in _REPEAT.findall(literal.group()))
+        if repeats > MAX_PATTERN_REPEATS:
+            return (
+                f"the pattern repeats {repeats} times in {{n}} counts; the limit is "
+                f"{MAX_PATTERN_REPEATS} (a regular expression's cost grows with them)"
             )
     return None
 

@@ -381,3 +381,17 @@ async def test_an_agent_run_started_with_garbage_fails_once(
         message = await failure_of(handle)
         await a_normal_run_completes(client, settings)
     assert expected in message
+
+
+async def test_a_costly_regular_expression_fails_its_node(
+    client: Client, settings: Settings, worker
+):
+    # A short literal pattern over 16 copies of a 60 KB text: seconds of regex work at once.
+    text = " + ".join(["input.s"] * 16)
+    condition = {"expression": f"({text}).matches('\\\\w{{200}}z')"}
+    spec = graph([{"id": "check", "type": "condition", "config": condition}])
+    async with worker():
+        handle = await start_raw(client, settings, spec, {"s": "ab" * 30_000})
+        message = await failure_of(handle)
+        await a_normal_run_completes(client, settings)
+    assert "matches() may read 131072 bytes of variables at most" in message

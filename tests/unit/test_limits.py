@@ -65,6 +65,7 @@ def test_an_operator_chain_long_enough_to_crash_the_engine_is_refused_before_it(
         ("input.a.matches('x' + input.p)", "matches() takes a literal pattern"),
         ("matches(input.a, 'x')", "matches() takes a literal pattern"),
         ("input.a.matches( // hide\n input.p)", "must be on one line"),
+        ("input.a.matches('a{100}b{150}')", "repeats 250 times"),
     ],
 )
 def test_costly_expressions_are_refused(expression: str, message: str):
