@@ -214,40 +214,60 @@ def json_problems(
 ) -> list[tuple[str, str]]:
     """(JSON path, message) for what no run should carry: nesting deeper than `max_depth`, more
     than `max_bytes` once serialized, strings or keys that are not valid Unicode (a lone
-    surrogate cannot be encoded). Iterative, and it stops counting once over the size."""
+    surrogate cannot be encoded), numbers that are not finite. Iterative (only containers go on
+    the stack; paths are spelled out only for problems), and it stops once over the size."""
     problems: list[tuple[str, str]] = []
-    size = 0
-    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    size = _scalar_size(value, path, problems) if not isinstance(value, _CONTAINERS) else 0
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)] if size == 0 else []
     while stack:
         item, where, depth = stack.pop()
         if depth > max_depth:
             problems.append((where, f"nested deeper than {max_depth} levels"))
             continue
-        if isinstance(item, dict):
-            size += 2
-            for key, child in item.items():
-                key_text = str(key)
-                if not key_text.isascii() and _not_unicode(key_text):
+        size += 2
+        keyed = isinstance(item, dict)
+        for key, child in item.items() if keyed else enumerate(item):
+            if keyed:
+                key = str(key)
+                if not key.isascii() and _not_unicode(key):
                     problems.append((where, "a key is not valid Unicode (lone surrogate)"))
                     continue
-                size += len(key_text) + 4
-                stack.append((child, f"{where}.{key_text}", depth + 1))
-        elif isinstance(item, list | tuple):
-            size += 2
-            for index, child in enumerate(item):
-                stack.append((child, f"{where}[{index}]", depth + 1))
-        elif isinstance(item, str):
-            if not item.isascii() and _not_unicode(item):
-                problems.append((where, "text is not valid Unicode (lone surrogate)"))
-            size += len(item) + 2
-        elif isinstance(item, float) and not math.isfinite(item):
-            problems.append((where, f"{item} is not a finite number"))
-        else:
-            size += 8
+                size += len(key) + 4
+            if isinstance(child, _CONTAINERS):
+                stack.append((child, _child_path(where, key, keyed), depth + 1))
+            elif type(child) is str and child.isascii():
+                size += len(child) + 2  # the common case, without a call
+            else:
+                size += _scalar_size(child, (where, key, keyed), problems)
         if size > max_bytes:
             problems.append((path, f"larger than {max_bytes} bytes"))
             break
     return problems
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _child_path(where: str, key: Any, keyed: bool) -> str:
+    return f"{where}.{key}" if keyed else f"{where}[{key}]"
+
+
+def _scalar_size(
+    item: Any, where: str | tuple[str, Any, bool], problems: list[tuple[str, str]]
+) -> int:
+    """Serialized size of a scalar; its problem, if any, at `where` (a path, or the parent's
+    path, key and kind, spelled out only then)."""
+    if isinstance(item, str):
+        if _not_unicode(item):
+            problems.append((_spell(where), "text is not valid Unicode (lone surrogate)"))
+        return len(item) + 2
+    if isinstance(item, float) and not math.isfinite(item):
+        problems.append((_spell(where), f"{item} is not a finite number"))
+    return 8
+
+
+def _spell(where: str | tuple[str, Any, bool]) -> str:
+    return where if isinstance(where, str) else _child_path(*where)
 
 
 def json_size(value: Any) -> int:
