@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.limits import (
         IN_WORKFLOW_READ_BYTES_PER_ACTIVATION,
         IN_WORKFLOW_STEPS_PER_ACTIVATION,
+        MATCHES_COST_FACTOR,
         MATCHES_READ_BYTES,
         json_problems,
         json_size,
@@ -221,7 +222,7 @@ class GraphWorkflow(RunControl):
             while self._finished:
                 node_id, error = self._finished.pop(0)
                 del self._running[node_id]
-                self._after(node_id, error)
+                await self._after(node_id, error)
 
     def _check_history(self) -> None:
         length = workflow.info().get_current_history_length()
@@ -232,7 +233,7 @@ class GraphWorkflow(RunControl):
                 "executions; lower max_steps or split the graph"
             )
 
-    async def _inline_turn(self, cost: int) -> None:
+    async def _inline_turn(self, cost: int, steps: int = 1) -> None:
         """Wait until this in-workflow node may run in the current activation: after 20 of them,
         or 2 MiB of variables read, the activation is handed back to Temporal (a no-op local
         activity: no server round trip, unlike a timer, which the dev server fires ~1 s later),
@@ -245,8 +246,9 @@ class GraphWorkflow(RunControl):
                 self._inline_steps < IN_WORKFLOW_STEPS_PER_ACTIVATION
                 and self._inline_read + cost <= IN_WORKFLOW_READ_BYTES_PER_ACTIVATION
             )
-            if fits or self._inline_steps == 0 or not workflow.patched(YIELD_BETWEEN_INLINE_NODES):
-                self._inline_steps += 1
+            first = self._inline_steps == 0 and self._inline_read == 0
+            if fits or first or not workflow.patched(YIELD_BETWEEN_INLINE_NODES):
+                self._inline_steps += steps
                 self._inline_read += cost
                 return
             if self._yielding is None:
@@ -267,10 +269,31 @@ class GraphWorkflow(RunControl):
             self._stream.truncate(stream.base_offset + len(stream.log) - MAX_STREAM_ITEMS)
 
     def _read_cost(self, sources: list[str]) -> int:
-        """Bytes of variables the expressions read (the CEL engine converts each value it
-        reads, and a result holds a copy per use): the size of each name, once per use."""
+        """What evaluating the expressions costs, in bytes of variables read (the CEL engine
+        converts each value it reads, and a result holds a copy per use): the size of each name,
+        once per use; `matches()` counts MATCHES_COST_FACTOR times (a regular expression walks
+        its text ~16x slower than the engine converts it)."""
         sizes = {**self._output_bytes, "input": self._input_bytes}
-        return sum(sizes.get(name, 0) for source in sources for name in referenced_names(source))
+        total = 0
+        for source in sources:
+            read = sum(sizes.get(name, 0) for name in referenced_names(source))
+            total += read * (MATCHES_COST_FACTOR if "matches" in source else 1)
+        return total
+
+    def _read_problem(self, sources: list[str], cost: int) -> str | None:
+        for source in sources:
+            if "matches" in source and self._read_cost([source]) > MATCHES_READ_BYTES:
+                return (
+                    f"an expression that calls matches() may read "
+                    f"{MATCHES_READ_BYTES // MATCHES_COST_FACTOR} "
+                    "bytes of variables at most"
+                )
+        if cost > self._limits.max_node_read_bytes:
+            return (
+                f"its expressions would read {cost} bytes of variables; the limit is "
+                f"{self._limits.max_node_read_bytes}"
+            )
+        return None
 
     async def _stop_running(self) -> None:
         for task in self._running.values():
@@ -281,7 +304,7 @@ class GraphWorkflow(RunControl):
 
     # ---- edges ------------------------------------------------------------------------------
 
-    def _after(self, node_id: str, error: str | None) -> None:
+    async def _after(self, node_id: str, error: str | None) -> None:
         outcome = "failure" if error else "success"
         edges = self._plan.out_edges[node_id]
         handled = error is None or any(
@@ -295,12 +318,10 @@ class GraphWorkflow(RunControl):
             taken = edge.on in (outcome, "always")
             if taken and edge.when is not None and self._enforce:
                 cost = self._read_cost([edge.when])
-                if cost > self._limits.max_node_read_bytes:
-                    raise RunFailure(
-                        f"edge {edge.source} -> {edge.target}: when would read {cost} bytes of "
-                        f"variables; the limit is {self._limits.max_node_read_bytes}"
-                    )
-                self._inline_read += cost
+                problem = self._read_problem([edge.when], cost)
+                if problem is not None:
+                    raise RunFailure(f"edge {edge.source} -> {edge.target}: when {problem}")
+                await self._inline_turn(cost, steps=0)  # many edges are many reads
             if taken and edge.when is not None:
                 try:
                     taken = bool(evaluate(edge.when, variables, self._expression_limits))
@@ -377,20 +398,13 @@ class GraphWorkflow(RunControl):
             self._update_status(node=node, node_status=NodeStatus.INITIALIZING)
             if self._enforce:
                 sources = _node_expressions(spec)
-                for source in sources:
-                    if "matches" in source and self._read_cost([source]) > MATCHES_READ_BYTES:
-                        raise NodeFailed(
-                            f"an expression that calls matches() may read {MATCHES_READ_BYTES} "
-                            "bytes of variables at most"
-                        )
                 cost = self._read_cost(sources)
-                if cost > self._limits.max_node_read_bytes:
-                    raise NodeFailed(
-                        f"its expressions would read {cost} bytes of variables; the limit is "
-                        f"{self._limits.max_node_read_bytes}"
-                    )
-                if spec.type in IN_WORKFLOW_TYPES:
-                    await self._inline_turn(cost)
+                problem = self._read_problem(sources, cost)
+                if problem is not None:
+                    raise NodeFailed(problem)
+                # Every node evaluates in the workflow; those that run no activity (and those
+                # whose expressions fail before theirs) count as steps of the activation.
+                await self._inline_turn(cost, steps=1 if spec.type in IN_WORKFLOW_TYPES else 0)
             try:
                 prepared = self._prepare(spec)
             except ExpressionError as exc:
@@ -403,6 +417,8 @@ class GraphWorkflow(RunControl):
             if spec.type == "transform":
                 self._state.variables["vars"] = {**self._state.variables["vars"], **value}
         except NodeFailed as exc:
+            if node.status is NodeStatus.INITIALIZING:
+                self._inline_steps += 1  # failed before any activity: it ran in the workflow
             error = str(exc)
             self._state.variables[node_id] = {
                 "value": None,

@@ -70,7 +70,9 @@ IN_WORKFLOW_READ_BYTES_PER_ACTIVATION = 2048 * KIB
 # A regular expression costs its compiled size times the text: `matches()` takes a literal
 # pattern whose `{n}` counts add up to this at most, and its expression reads at most this much.
 MAX_PATTERN_REPEATS = 200
-MATCHES_READ_BYTES = 128 * KIB
+MATCHES_COST_FACTOR = 16
+# Weighted by MATCHES_COST_FACTOR: an expression that calls matches() reads 128 KiB at most.
+MATCHES_READ_BYTES = 128 * KIB * MATCHES_COST_FACTOR
 
 _COMPREHENSION = re.compile(
     r"\.\s*(all|exists|exists_one|filter|map|transformList|transformMap|transformMapEntry)\s*\("

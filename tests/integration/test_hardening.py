@@ -395,3 +395,44 @@ async def test_a_costly_regular_expression_fails_its_node(
         message = await failure_of(handle)
         await a_normal_run_completes(client, settings)
     assert "matches() may read 131072 bytes of variables at most" in message
+
+
+async def test_many_edges_that_read_a_lot_hand_the_worker_back(
+    client: Client, settings: Settings, worker
+):
+    # 40 edges out of one node, each reading ~1 MB: evaluated in one activation they froze the
+    # worker; they hand the activation back between them instead.
+    heavy = "[" + ", ".join(["a"] * 16) + "] == []"
+    nodes = [
+        {
+            "id": "a",
+            "type": "transform",
+            "config": {"set": {"x": "[input.l, input.l, input.l, input.l]"}},
+        },
+        {"id": "b", "type": "condition", "config": {"expression": "true"}},
+    ]
+    edges = [{"source": "a", "target": "b", "when": heavy} for _ in range(40)]
+    async with worker():
+        handle = await start_raw(client, settings, graph(nodes, edges), {"l": [[]] * 5000})
+        other = asyncio.create_task(a_normal_run_completes(client, settings))
+        state = await asyncio.wait_for(handle.result(), timeout=120)
+        await other
+    assert state.status is RunStatus.COMPLETED
+    history = await handle.fetch_history()
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert len(markers) >= 10
+
+
+async def test_a_costly_regular_expression_in_an_edge_fails_the_run(
+    client: Client, settings: Settings, worker
+):
+    text = " + ".join(["input.s"] * 16)
+    nodes = [
+        {"id": "a", "type": "condition", "config": {"expression": "true"}},
+        {"id": "b", "type": "condition", "config": {"expression": "true"}},
+    ]
+    edges = [{"source": "a", "target": "b", "when": f"({text}).matches('\\\\w{{200}}z')"}]
+    async with worker():
+        handle = await start_raw(client, settings, graph(nodes, edges), {"s": "ab" * 30_000})
+        message = await failure_of(handle)
+    assert "edge a -> b: when an expression that calls matches() may read 131072" in message
