@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.workflow_streams import PollInput, PollResult
+from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamState
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.state import EVENTS_TOPIC, StreamEvent
@@ -75,10 +75,7 @@ async def follow_events(
             await asyncio.sleep(interval * 5)
             continue
         for item in result.items:
-            payload = Payload()
-            payload.ParseFromString(base64.b64decode(item.data))
-            event = converter.from_payload(payload, StreamEvent)
-            yield item.offset, event
+            yield item.offset, _decode(converter, item.data)
         offset = result.next_offset
         if result.items or result.more_ready:
             empty_polls = 0
@@ -91,6 +88,25 @@ async def follow_events(
         empty_polls += 1
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, max(MAX_IDLE_POLL_S, interval))
+
+
+def events_from_tail(
+    client: Client, stream: WorkflowStreamState, from_offset: int
+) -> Iterator[tuple[int, StreamEvent]]:
+    """(offset, event) from `from_offset` on, out of the stream tail a finished run keeps in its
+    final state (read from history: no worker, no replay). An offset older than the tail starts
+    at its oldest item, as the live stream does."""
+    converter = client.data_converter.payload_converter
+    start = max(from_offset - stream.base_offset, 0)
+    for index, item in enumerate(stream.log[start:], start=start):
+        yield stream.base_offset + index, _decode(converter, item.data)
+
+
+def _decode(converter: Any, data: str) -> StreamEvent:
+    payload = Payload()
+    payload.ParseFromString(base64.b64decode(data))
+    event: StreamEvent = converter.from_payload(payload, StreamEvent)
+    return event
 
 
 async def _closed(handle: WorkflowHandle[Any, Any], query_timeout: float) -> bool:

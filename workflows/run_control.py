@@ -5,12 +5,17 @@ it; Temporal registers the handlers of a base class like the class's own.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RawValue, SearchAttributeKey
-from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowTopicHandle
+from temporalio.contrib.workflow_streams import (
+    WorkflowStream,
+    WorkflowStreamState,
+    WorkflowTopicHandle,
+)
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.limits import text_problem
@@ -38,6 +43,8 @@ RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
 TENANT = SearchAttributeKey.for_keyword("Tenant")
 
 InputT = TypeVar("InputT")
+# Bytes of the event stream's tail a finished run keeps in its final state.
+FINAL_STREAM_BYTES = 256 * 1024
 
 # The event log travels in the state (and through continue-as-new); keep its tail only.
 MAX_EVENTS = 500
@@ -235,6 +242,23 @@ class RunControl:
         )
         self._stream.detach_pollers()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        state.final_stream = _stream_tail(self._stream.get_state(publisher_ttl=timedelta(0)))
+
+
+def _stream_tail(stream: WorkflowStreamState) -> WorkflowStreamState:
+    """The newest items of the stream, at most FINAL_STREAM_BYTES of them (they travel in the
+    run's result, under Temporal's 2 MB payload limit)."""
+    size = 0
+    keep = 0
+    for item in reversed(stream.log):
+        size += len(item.data) + len(item.topic) + 32
+        if size > FINAL_STREAM_BYTES:
+            break
+        keep += 1
+    dropped = len(stream.log) - keep
+    return WorkflowStreamState(
+        log=stream.log[dropped:], base_offset=stream.base_offset + dropped, publishers={}
+    )
 
 
 def decode_input(raw: RawValue, model: type[InputT]) -> tuple[InputT | None, str | None]:

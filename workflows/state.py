@@ -205,6 +205,9 @@ class RunStateBase(BaseModel):
     paused: bool = False
     waiting_since: datetime | None = None
     continued_as_new: int = 0
+    # Set when the run ends: the tail of its event stream, so that a closed run's events are
+    # read from its history (its result or failure) instead of by a worker replaying it.
+    final_stream: WorkflowStreamState | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 from app.auth import Tenant
 from app.deps import AppSettings, TemporalClient
 from app.errors import ApiError, InvalidInput, TooManyStreams
-from app.event_stream import StreamUnavailable, follow_events
+from app.event_stream import StreamUnavailable, events_from_tail, follow_events
 from app.routes.runs import ERRORS, RunId
 from app.run_access import RunRead, describe_owned, load_run, never_ran
 from workflows.state import RunStatus, StreamEvent
@@ -75,6 +75,10 @@ async def stream_run_events(
 ) -> EventSourceResponse:
     start = _start_offset(last_event_id, from_offset)  # 422 before anything else
     read = await load_run(client, run_id, settings, tenant)  # 404 / 503 before the stream starts
+    if read.state is not None and read.state.final_stream is not None:
+        # A finished run: its events come with its final state, read from its history.
+        tail = list(events_from_tail(client, read.state.final_stream, start))
+        return EventSourceResponse(_replay(tail), ping=int(settings.sse_ping_s))
     waiting_to_start = read.state is None and read.status is RunStatus.PENDING
     if read.state is None and not waiting_to_start:
         # Stuck, or ended by Temporal before it could record anything: nothing to stream but
@@ -118,6 +122,11 @@ async def stream_run_events(
             open_streams[tenant] -= 1
 
     return EventSourceResponse(events(), ping=int(settings.sse_ping_s))
+
+
+async def _replay(tail: list[tuple[int, StreamEvent]]) -> AsyncIterator[ServerSentEvent]:
+    for offset, event in tail:
+        yield ServerSentEvent(id=str(offset), event=event.type, data=event.model_dump_json())
 
 
 async def _not_started(client: TemporalClient, run_id: str, settings: AppSettings) -> bool:

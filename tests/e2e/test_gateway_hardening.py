@@ -474,8 +474,16 @@ async def test_a_completed_run_reads_without_its_worker(
         await handle.result()
     async with httpx.AsyncClient(base_url=impatient_gateway.base_url, timeout=60) as http:
         state = (await http.get(f"/api/v1/runs/{handle.id}")).json()
+        events = await http.get(f"/api/v1/runs/{handle.id}/events")
+        resumed = await http.get(f"/api/v1/runs/{handle.id}/events", headers={"Last-Event-ID": "3"})
     assert state["status"] == "completed" and "42" in state["answer"], state
     assert state["nodes"] and not state["errors"]
+    # Its events too come from its history, whole, from the first to the result.
+    ids = [int(line[3:]) for line in events.text.splitlines() if line.startswith("id:")]
+    kinds = [line[6:].strip() for line in events.text.splitlines() if line.startswith("event:")]
+    assert ids == list(range(len(ids))) and kinds[-1] == "result" and "tool_call" in kinds
+    again = [int(line[3:]) for line in resumed.text.splitlines() if line.startswith("id:")]
+    assert again == ids[4:]
 
 
 async def test_a_failed_run_reads_without_its_worker(
