@@ -36,6 +36,21 @@ def graph(nodes: list[dict[str, Any]], edges: list[dict[str, Any]] = (), **extra
     } | extra
 
 
+def self_loop(node_id: str, values: dict[str, str], max_steps: int) -> dict[str, Any]:
+    """A transform that loops on itself until max_steps stops it (the exit is never taken)."""
+    return graph(
+        [
+            {"id": node_id, "type": "transform", "config": {"set": values}},
+            {"id": "done", "type": "condition", "config": {"expression": "true"}},
+        ],
+        [
+            {"source": node_id, "target": node_id, "when": "true"},
+            {"source": node_id, "target": "done", "when": "false"},
+        ],
+        max_steps=max_steps,
+    )
+
+
 async def start_raw(
     client: Client, settings: Settings, spec: dict[str, Any], graph_input: Any = None
 ) -> WorkflowHandle[Any, Any]:
@@ -107,17 +122,7 @@ async def test_a_long_loop_of_workflow_nodes_yields_to_temporal_and_ends_clearly
 ):
     # A transform looping on itself: every iteration runs inside the workflow. Without yielding,
     # the whole loop runs in one activation and the deadlock detector wedges the worker.
-    spec = graph(
-        [
-            {"id": "spin", "type": "transform", "config": {"set": {"n": "1"}}},
-            {"id": "done", "type": "condition", "config": {"expression": "true"}},
-        ],
-        [
-            {"source": "spin", "target": "spin", "when": "true"},
-            {"source": "spin", "target": "done", "when": "false"},
-        ],
-        max_steps=3000,
-    )
+    spec = self_loop("spin", {"n": "1"}, max_steps=3000)
     async with worker():
         handle = await start_raw(client, settings, spec)
         other = asyncio.create_task(a_normal_run_completes(client, settings))
@@ -134,21 +139,7 @@ async def test_a_growing_variable_fails_its_node_at_the_output_bound(
 ):
     # Doubling a string in a loop: the run fails at the bound instead of taking the worker's
     # memory and Temporal's payload limit with it.
-    spec = graph(
-        [
-            {
-                "id": "grow",
-                "type": "transform",
-                "config": {"set": {"s": "has(vars.s) ? vars.s + vars.s : 'xxxxxxxxxxxxxxxx'"}},
-            },
-            {"id": "done", "type": "condition", "config": {"expression": "true"}},
-        ],
-        [
-            {"source": "grow", "target": "grow", "when": "true"},
-            {"source": "grow", "target": "done", "when": "false"},
-        ],
-        max_steps=100,
-    )
+    spec = self_loop("grow", {"s": "has(vars.s) ? vars.s + vars.s : 'xxxxxxxxxxxxxxxx'"}, 100)
     async with worker():
         handle = await start_raw(client, settings, spec)
         message = await failure_of(handle)
