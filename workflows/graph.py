@@ -312,6 +312,15 @@ class GraphWorkflow(RunControl):
         )
         if not handled:
             raise RunFailure(f"node {node_id!r} failed: {error}")
+        if self._enforce:
+            conditions = [w for i in edges if (w := self._spec.edges[i].when) is not None]
+            total = self._read_cost(conditions)
+            if total > self._limits.max_node_read_bytes:
+                # The node's edges are part of its work: bounded together, like its expressions.
+                raise RunFailure(
+                    f"the conditions of the edges out of {node_id!r} would read {total} bytes "
+                    f"of variables; the limit is {self._limits.max_node_read_bytes}"
+                )
         variables = self._variables()
         for i in edges:
             edge = self._spec.edges[i]
