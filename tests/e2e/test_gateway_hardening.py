@@ -139,8 +139,12 @@ async def _read_stuck(http: httpx.AsyncClient, run_id: str) -> None:
     async def read() -> httpx.Response:
         return await http.get(f"/api/v1/runs/{run_id}")
 
+    # Pending until its task has failed a few times in a row (one failure may be transient).
     response = await eventually(
-        read, lambda r: r.status_code == 200, deadline_s=60, what="the run readable"
+        read,
+        lambda r: r.status_code == 200 and r.json()["status"] == "stuck",
+        deadline_s=60,
+        what="the run read as stuck",
     )
     state = response.json()
     assert state["status"] == "stuck" and state["run_id"] == run_id
