@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         MATCHES_COST_FACTOR,
         MATCHES_READ_BYTES,
         json_problems,
-        json_size,
+        read_weight,
         referenced_names,
         template_expressions,
     )
@@ -143,7 +143,10 @@ class GraphWorkflow(RunControl):
         self._inline_read = 0
         self._inline_since = 0  # history length when the count began
         self._yielding: asyncio.Task[None] | None = None
-        self._input_bytes = json_size(inp.input) if self._enforce else 0
+        # What reading each value costs (`read_weight`), by name: `input`, node ids, `vars`.
+        self._read_weights: dict[str, int] = {}
+        if self._enforce:
+            self._read_weights["input"] = read_weight(inp.input)[1]
         self._stream = WorkflowStream(None)
         self._events = self._stream.topic(EVENTS_TOPIC, type=StreamEvent)
 
@@ -273,7 +276,7 @@ class GraphWorkflow(RunControl):
         converts each value it reads, and a result holds a copy per use): the size of each name,
         once per use; `matches()` counts MATCHES_COST_FACTOR times (a regular expression walks
         its text ~16x slower than the engine converts it)."""
-        sizes = {**self._output_bytes, "input": self._input_bytes}
+        sizes = self._read_weights
         total = 0
         for source in sources:
             read = sum(sizes.get(name, 0) for name in referenced_names(source))
@@ -451,12 +454,13 @@ class GraphWorkflow(RunControl):
         """A node output over its bound, or one that would take the run's variables over theirs,
         fails the node (Temporal would refuse the run's state past 2 MB, on every retry)."""
         limits = self._limits
-        size = json_size(value)
+        size, weight = read_weight(value)
         if size > limits.max_node_output_bytes:
             raise NodeFailed(f"output is {size} bytes; the limit is {limits.max_node_output_bytes}")
         sizes = {**self._output_bytes, node_id: size}
+        weights = {node_id: weight}
         if node_id in self._by_id and self._by_id[node_id].type == "transform":
-            sizes["vars"] = json_size({**self._state.variables["vars"], **value})
+            sizes["vars"], weights["vars"] = read_weight({**self._state.variables["vars"], **value})
         total = sum(sizes.values())
         if total > limits.max_variables_bytes:
             raise NodeFailed(
@@ -464,6 +468,7 @@ class GraphWorkflow(RunControl):
                 f"{limits.max_variables_bytes}"
             )
         self._output_bytes = sizes
+        self._read_weights.update(weights)
 
     def _prepare(self, spec: NodeSpec) -> dict[str, Any]:
         """Evaluate the node's expressions and templates against the current variables."""

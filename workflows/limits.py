@@ -66,7 +66,9 @@ def ceiling(name: str) -> int:
 # bytes of variables their expressions may read (the CEL engine converts what it reads, ~3 MB/s
 # at worst), so that one activation never runs long enough for the deadlock detector to fire.
 IN_WORKFLOW_STEPS_PER_ACTIVATION = 20
-IN_WORKFLOW_READ_BYTES_PER_ACTIVATION = 2048 * KIB
+IN_WORKFLOW_READ_BYTES_PER_ACTIVATION = 1024 * KIB
+# What one list or map counts for, in bytes read (see `read_weight`).
+CONTAINER_WEIGHT = 64
 # A regular expression costs its compiled size times the text: `matches()` takes a literal
 # pattern whose `{n}` counts add up to this at most, and its expression reads at most this much.
 MAX_PATTERN_REPEATS = 200
@@ -274,7 +276,20 @@ def _spell(where: str | tuple[str, Any, bool]) -> str:
 
 def json_size(value: Any) -> int:
     """Bytes of the value as compact JSON (what it costs in a Temporal payload)."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+    return len(_compact(value))
+
+
+def read_weight(value: Any) -> tuple[int, int]:
+    """(bytes, weight) of a value: its compact JSON size, and what reading it costs the CEL
+    engine — bytes, plus CONTAINER_WEIGHT per list or map (converting many small containers
+    costs far more than their bytes: 5,000 empty lists are 15 KB). Brackets inside strings
+    count too: it can only over-estimate."""
+    text = _compact(value)
+    return len(text), len(text) + CONTAINER_WEIGHT * (text.count("[") + text.count("{"))
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def text_problem(text: str, max_chars: int) -> str | None:

@@ -396,13 +396,13 @@ async def test_many_edges_that_read_a_lot_fail_the_run(client: Client, settings:
         {
             "id": "a",
             "type": "transform",
-            "config": {"set": {"x": "[input.l, input.l, input.l, input.l]"}},
+            "config": {"set": {"x": "[input.l, input.l]"}},
         },
         {"id": "b", "type": "condition", "config": {"expression": "true"}},
     ]
     edges = [{"source": "a", "target": "b", "when": heavy} for _ in range(40)]
     async with worker():
-        handle = await start_raw(client, settings, graph(nodes, edges), {"l": [[]] * 5000})
+        handle = await start_raw(client, settings, graph(nodes, edges), {"l": [[]] * 3000})
         other = asyncio.create_task(a_normal_run_completes(client, settings))
         message = await failure_of(handle)
         await other
@@ -423,3 +423,30 @@ async def test_a_costly_regular_expression_in_an_edge_fails_the_run(
         message = await failure_of(handle)
     # matches() reads weigh 16 times: 960 KB of text is far past the edges' budget.
     assert "the conditions of the edges out of 'a' would read 15" in message
+
+
+async def test_a_failing_template_in_a_loop_ends_clearly(
+    client: Client, settings: Settings, worker
+):
+    # An llm node whose prompt reads 16 copies of many small lists, retried through an
+    # `on: failure` edge: refused before any conversion, each time, never a stalled worker.
+    prompt = "{{ [" + ", ".join(["a"] * 16) + "] }}"
+    nodes = [
+        {"id": "a", "type": "transform", "config": {"set": {"x": "[input.l, input.l]"}}},
+        {"id": "p", "type": "llm", "config": {"prompt": prompt}},
+        {"id": "end", "type": "condition", "config": {"expression": "true"}},
+    ]
+    edges = [
+        {"source": "a", "target": "p"},
+        {"source": "p", "target": "p", "on": "failure"},
+        {"source": "p", "target": "end"},
+    ]
+    async with worker():
+        spec = graph(nodes, edges, max_steps=100)
+        handle = await start_raw(client, settings, spec, {"l": [[]] * 3000})
+        other = asyncio.create_task(a_normal_run_completes(client, settings))
+        message = await failure_of(handle)
+        await other
+        state = await graph_state(handle)
+    assert "max_steps=100" in message
+    assert "would read" in state.variables["p"]["metadata"]["error"]
