@@ -151,6 +151,14 @@ def translate_rpc_error(exc: BaseException, run_id: str | None = None) -> ApiErr
     reason = {"reason": exc.message}
     if exc.status is RPCStatusCode.NOT_FOUND and run_id is not None:
         return RunNotFound(run_id)
+    if exc.status is RPCStatusCode.FAILED_PRECONDITION and _not_ready(exc):
+        # The run's workflow task is failing or being retried (a worker died mid-task): not a
+        # state the run is in, a moment to wait out.
+        return TemporalUnavailable(
+            "the run is not ready to take this now (its workflow task is being retried); "
+            "retry shortly",
+            reason,
+        )
     if exc.status is RPCStatusCode.FAILED_PRECONDITION:
         return InvalidState(f"the run cannot take this action now: {exc.message}", reason)
     if exc.status is RPCStatusCode.INVALID_ARGUMENT:
@@ -160,6 +168,10 @@ def translate_rpc_error(exc: BaseException, run_id: str | None = None) -> ApiErr
         return TemporalUnavailable(_TRANSIENT[exc.status] + hint, reason)
     logger.warning("unexpected Temporal error %s: %s", exc.status.name, exc.message)
     return TemporalUnavailable("Temporal could not serve the request", reason)
+
+
+def _not_ready(exc: RPCError) -> bool:
+    return "Workflow Task in failed state" in exc.message or "not ready" in exc.message.lower()
 
 
 def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -247,6 +247,8 @@ async def never_ran(
     if raw.workflow_execution_info.history_length > _TAIL_EVENTS:
         return False
     events = await _tail(client, description, settings)
+    if len(events) < raw.workflow_execution_info.history_length:
+        return False  # not the whole history: claim nothing
     return not any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in events)
 
 

@@ -322,11 +322,16 @@ class Driver:
         plan.input_sent_at = time.time()
         await asyncio.sleep(self.rng.uniform(0, 4))  # let it wait through some chaos
         while True:
+            # The same Idempotency-Key on every attempt: a retry gets what the first did.
             response = await self._request(
-                "POST", f"/api/v1/runs/{plan.run_id}/input", json={"text": plan.answer_input}
+                "POST",
+                f"/api/v1/runs/{plan.run_id}/input",
+                json={"text": plan.answer_input},
+                headers={"Idempotency-Key": f"answer-{plan.key}"},
             )
             if response.status_code in (200, 409):
-                # 409: our earlier attempt landed but its answer was lost with the gateway.
+                # 409: the run is no longer waiting, so an earlier attempt landed (a run that
+                # continued as new does not know the update id of an input it already took).
                 return
             await asyncio.sleep(0.2)
 
