@@ -238,7 +238,7 @@ class GraphWorkflow(RunControl):
 
     async def _inline_turn(self, cost: int, steps: int = 1) -> None:
         """Wait until this in-workflow node may run in the current activation: after 20 of them,
-        or 2 MiB of variables read, the activation is handed back to Temporal (a no-op local
+        or 1 MiB of variables read, the activation is handed back to Temporal (a no-op local
         activity: no server round trip, unlike a timer, which the dev server fires ~1 s later),
         so the deadlock detector never fires. Parallel nodes share one hand-back."""
         while True:
