@@ -37,6 +37,7 @@ from devstack.processes import (
     stop,
     wait_until,
 )
+from tests.helpers import eventually
 
 CITIES = ["Lisbon", "Oslo", "Quito", "Hanoi", "Accra", "Lima", "Perth", "Tartu"]
 
@@ -87,6 +88,11 @@ LONG_GRAPH: dict[str, Any] = {
     ],
     "edges": [{"source": "work", "target": "fin"}],
 }
+
+
+# How long one run may take to be followed to its result, or to take its answer, through the
+# chaos (the whole suite has its own, shorter deadline).
+FOLLOW_DEADLINE_S = 600
 
 
 @dataclass
@@ -264,18 +270,16 @@ class Driver:
     ) -> httpx.Response:
         """Retry through outages: connection errors and 503 mean 'try again' (until a deadline:
         a run that stays unanswerable is a finding, not a reason to hang)."""
-        deadline = time.monotonic() + deadline_s
-        last = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                response = await self.http.request(method, path, **kwargs)
-                if response.status_code != 503:
-                    return response
-                last = response.text[:300]
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"{method} {path}: {last}")
+        try:
+            return await eventually(
+                lambda: self.http.request(method, path, **kwargs),
+                lambda response: response.status_code != 503,
+                deadline_s=deadline_s,
+                interval=0.2,
+                what=f"{method} {path} answered",
+            )
+        except AssertionError as exc:  # callers tell an unanswerable run by TimeoutError
+            raise TimeoutError(str(exc)[:500]) from None
 
     async def start_run(self, plan: Plan) -> None:
         # The Idempotency-Key makes a retried start (the gateway died mid-request) safe.
@@ -287,53 +291,66 @@ class Driver:
 
     async def follow(self, plan: Plan) -> None:
         """Read the run's events to its result, reconnecting with Last-Event-ID."""
+        await eventually(
+            lambda: self._follow_once(plan),
+            deadline_s=FOLLOW_DEADLINE_S,
+            interval=0.2,
+            what=f"the result of {plan.key}",
+        )
+
+    async def _follow_once(self, plan: Plan) -> bool:
+        """One connection: True once the run's result event arrived (a dropped connection, a
+        killed gateway: False, and the caller reconnects)."""
         timeout = httpx.Timeout(10, read=60)
-        while True:
-            headers = {}
-            if plan.events:
-                headers["Last-Event-ID"] = str(plan.events[-1][0])
-            try:
-                async with aconnect_sse(
-                    self.http,
-                    "GET",
-                    f"/api/v1/runs/{plan.run_id}/events",
-                    headers=headers,
-                    timeout=timeout,
-                ) as source:
-                    if source.response.status_code == 200:
-                        async for sse in source.aiter_sse():
-                            if not sse.data or not sse.id:
-                                # An event cut off by a killed gateway: the SSE spec discards
-                                # incomplete events (httpx-sse hands them over at EOF).
-                                continue
-                            event = json.loads(sse.data)
-                            plan.events.append((int(sse.id), event["type"], sse.data, time.time()))
-                            if event["type"] == "question" and plan.answer_input:
-                                asyncio.get_running_loop().create_task(self.answer(plan))
-                            if event["type"] == "result":
-                                return
-            except (httpx.TransportError, httpx.RemoteProtocolError):
-                pass
-            await asyncio.sleep(0.2)
+        headers = {}
+        if plan.events:
+            headers["Last-Event-ID"] = str(plan.events[-1][0])
+        try:
+            async with aconnect_sse(
+                self.http,
+                "GET",
+                f"/api/v1/runs/{plan.run_id}/events",
+                headers=headers,
+                timeout=timeout,
+            ) as source:
+                if source.response.status_code == 200:
+                    async for sse in source.aiter_sse():
+                        if not sse.data or not sse.id:
+                            # An event cut off by a killed gateway: the SSE spec discards
+                            # incomplete events (httpx-sse hands them over at EOF).
+                            continue
+                        event = json.loads(sse.data)
+                        plan.events.append((int(sse.id), event["type"], sse.data, time.time()))
+                        if event["type"] == "question" and plan.answer_input:
+                            asyncio.get_running_loop().create_task(self.answer(plan))
+                        if event["type"] == "result":
+                            return True
+        except (httpx.TransportError, httpx.RemoteProtocolError):
+            pass
+        return False
 
     async def answer(self, plan: Plan) -> None:
         if plan.input_sent_at is not None:
             return
         plan.input_sent_at = time.time()
-        await asyncio.sleep(self.rng.uniform(0, 4))  # let it wait through some chaos
-        while True:
-            # The same Idempotency-Key on every attempt: a retry gets what the first did.
-            response = await self._request(
+        # Workload, not synchronisation: the person answers after a random think time, so that
+        # the run waits through some of the chaos.
+        await asyncio.sleep(self.rng.uniform(0, 4))
+        # The same Idempotency-Key on every attempt: a retry gets what the first did. 409: the
+        # run is no longer waiting, so an earlier attempt landed (a run that continued as new
+        # does not know the update id of an input it already took).
+        await eventually(
+            lambda: self._request(
                 "POST",
                 f"/api/v1/runs/{plan.run_id}/input",
                 json={"text": plan.answer_input},
                 headers={"Idempotency-Key": f"answer-{plan.key}"},
-            )
-            if response.status_code in (200, 409):
-                # 409: the run is no longer waiting, so an earlier attempt landed (a run that
-                # continued as new does not know the update id of an input it already took).
-                return
-            await asyncio.sleep(0.2)
+            ),
+            lambda response: response.status_code in (200, 409),
+            deadline_s=FOLLOW_DEADLINE_S,
+            interval=0.2,
+            what=f"the answer to {plan.key} taken",
+        )
 
     async def chaos(
         self, kills_per_kind: int, window: float
@@ -347,6 +364,7 @@ class Driver:
         done: list[tuple[str, float]] = []
         counts = {"worker": 0, "gateway": 0, "server": 0}
         for at, kind in schedule:
+            # Workload, not synchronisation: each kill happens at its scheduled moment.
             await asyncio.sleep(max(0.0, at - (time.monotonic() - began)))
             await asyncio.to_thread(self._kill_and_restart, kind, done)
             counts[kind] += 1
