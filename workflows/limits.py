@@ -274,11 +274,6 @@ def _spell(where: str | tuple[str, Any, bool]) -> str:
     return where if isinstance(where, str) else _child_path(*where)
 
 
-def json_size(value: Any) -> int:
-    """Bytes of the value as compact JSON (what it costs in a Temporal payload)."""
-    return len(_compact(value))
-
-
 def read_weight(value: Any) -> tuple[int, int]:
     """(bytes, weight) of a value: its compact JSON size, and what reading it costs the CEL
     engine — bytes, plus CONTAINER_WEIGHT per list or map (converting many small containers
