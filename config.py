@@ -14,9 +14,11 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.limits import Limits
+from workflows.state import RunSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 _LIMITS = Limits()
+_RUN = RunSettings()
 
 
 class Settings(BaseSettings):
@@ -64,14 +66,15 @@ class Settings(BaseSettings):
     # every gateway on this host shares; gateways on several hosts must all set the same value.
     secret_key: SecretStr | None = Field(default=None, repr=False)
 
-    # Agent runs: defaults copied into each run's input (so a run keeps the values it started with).
-    input_timeout_s: float = Field(default=7 * 24 * 3600, gt=0, le=366 * 24 * 3600)
-    max_input_chars: int = Field(default=8000, ge=1, le=100_000)
+    # Runs: defaults copied into each run's input (so a run keeps the values it started with);
+    # their bounds are `workflows.state.RunSettings`'.
+    input_timeout_s: float = _RUN.input_timeout_s
+    max_input_chars: int = _RUN.max_input_chars
     max_query_chars: int = 8000
-    max_context_rounds: int = 3
-    reflection_threshold: float = 0.7
-    max_reflection_retries: int = 1
-    history_threshold: int = 10_000
+    max_context_rounds: int = _RUN.max_context_rounds
+    reflection_threshold: float = _RUN.reflection_threshold
+    max_reflection_retries: int = _RUN.max_reflection_retries
+    history_threshold: int = _RUN.history_threshold
 
     # Bounds on untrusted data (graphs, expressions, templates, inputs, node outputs). Each may
     # be lowered, never raised past the ceiling in `workflows/limits.py`; README "Limits".
@@ -128,7 +131,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _limits_within_ceilings(self) -> Settings:
         self.limits()  # a value past its ceiling stops the process at start, with its name
+        self.run_settings()
         return self
+
+    def run_settings(self) -> RunSettings:
+        """The knobs each run starts with (pinned in its input)."""
+        return RunSettings(**{name: getattr(self, name) for name in RunSettings.model_fields})
 
     def limits(self) -> Limits:
         return Limits(**{name: getattr(self, name) for name in Limits.model_fields})

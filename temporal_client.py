@@ -17,13 +17,15 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig, RPCError
 
+import shared
 from config import Settings
 
 logger = logging.getLogger(__name__)
 
-# The search attributes the workflows keep current (all Keyword), for filtering in the Web UI,
-# the CLI (`temporal workflow list --query 'RunStatus="waiting_for_input"'`) and the gateway.
-SEARCH_ATTRIBUTES = ("RunStatus", "RunStage", "RunKind", "Tenant")
+# The search attributes the workflows keep current (all Keyword; `shared.SEARCH_ATTRIBUTES`),
+# for filtering in the Web UI, the CLI (`temporal workflow list --query
+# 'RunStatus="waiting_for_input"'`) and the gateway.
+SEARCH_ATTRIBUTES = tuple(key.name for key in shared.SEARCH_ATTRIBUTES)
 
 
 async def connect(

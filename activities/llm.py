@@ -36,7 +36,7 @@ from activities.models import (
 )
 from activities.tools.calculator import find_expression
 from activities.tools.registry import ToolRegistry
-from workflows.state import Usage
+from shared import Usage
 
 
 class LLMProvider(Protocol):

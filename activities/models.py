@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from workflows.state import ToolRecord, Usage
+from shared import ToolRecord, Usage
 
 
 class Intent(StrEnum):

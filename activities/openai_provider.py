@@ -46,7 +46,7 @@ from activities.models import (
     ToolCall,
 )
 from activities.tools.registry import ToolRegistry
-from workflows.state import EVENTS_TOPIC, StreamEvent, Usage
+from shared import EVENTS_TOPIC, StreamEvent, Usage
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -23,7 +23,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamState
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.state import EVENTS_TOPIC, StreamEvent
+from shared import EVENTS_TOPIC, StreamEvent
 
 POLL_QUERY = "__temporal_workflow_stream_poll"
 # An idle stream polls less and less often, up to this (every poll is a query a worker answers).

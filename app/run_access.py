@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from app.errors import ApiError, InvalidState, RunNotFound, TemporalUnavailable, translate_rpc_error
 from config import Settings
-from workflows.run_control import RUN_KIND, TENANT
+from shared import RUN_KIND, TENANT
 from workflows.state import TERMINAL_STATUSES, AgentState, GraphState, RunStateBase, RunStatus
 
 STUCK: Literal["stuck"] = "stuck"

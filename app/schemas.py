@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
+from shared import RUN_KIND, RUN_STAGE, RUN_STATUS
 from workflows.graph_spec import GraphSpec
-from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS
 from workflows.state import AgentState, GraphState, NodeStatus, RunStateBase, RunStatus, Stage
 
 if TYPE_CHECKING:

@@ -36,17 +36,16 @@ with workflow.unsafe.imports_passed_through():
         ToolCallInput,
     )
     from activities.reflection import ReflectionActivities
+    from shared import EVENTS_TOPIC, RUN_KIND, StreamEvent, ToolRecord
     from workflows import timeouts
     from workflows.limits import text_problem
     from workflows.run_control import (
-        RUN_KIND,
         RunControl,
         RunFailure,
         decode_input,
         failure_message,
     )
     from workflows.state import (
-        EVENTS_TOPIC,
         TERMINAL_STATUSES,
         AgentInput,
         AgentState,
@@ -55,8 +54,6 @@ with workflow.unsafe.imports_passed_through():
         Reflection,
         RunStatus,
         Stage,
-        StreamEvent,
-        ToolRecord,
     )
 
 # Stream items retained across continue-as-new; older offsets are dropped (a reconnecting client
@@ -381,7 +378,7 @@ class AgentWorkflow(RunControl):
         name: str,
         method: Callable[[Any, Any], Awaitable[OutT]],
         arg: BaseModel,
-        options: timeouts.ActivityOptions = timeouts.LLM_STAGE,
+        options: workflow.ActivityConfig = timeouts.LLM_STAGE,
     ) -> OutT:
         await self._hold_if_paused()
         now = workflow.now()
@@ -393,12 +390,7 @@ class AgentWorkflow(RunControl):
             out = await workflow.execute_activity_method(
                 method,
                 arg,
-                start_to_close_timeout=options.start_to_close,
-                heartbeat_timeout=options.heartbeat,
-                retry_policy=options.retry,
-                # Wait for the activity to acknowledge, so a cancelled run leaves nothing running.
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=name,
+                **(options | {"summary": name}),
             )
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):

@@ -1,92 +1,51 @@
-"""GraphWorkflow: interprets a validated GraphSpec (pinned in the run's input).
+"""GraphWorkflow: runs a validated GraphSpec (pinned in the run's input).
 
-Semantics:
-- The entry node runs first. When a node finishes, its outgoing edges are resolved: an edge is
-  *taken* when its `on` matches the outcome (success / failure / always) and its `when` holds.
-- A node runs once every forward edge into it is resolved and at least one was taken (so
-  branches that both hold run in parallel and the graph waits for them where they join). A node
-  whose incoming edges were all left untaken is `skipped`, and so is what only it leads to.
-- A taken back edge (one that closes a cycle) runs its target again, and with it the part of the
-  graph after it; `max_steps` bounds the node executions of a run.
-- A node that fails for good fails the run, unless one of its edges has `on: failure|always`.
-- The run completes when nothing runs and nothing is ready; `outputs` holds what the nodes
-  without outgoing edges produced.
+What runs next is the scheduler's (`workflows/scheduler.py`, pure); how each kind of node runs
+is its kind's (`workflows/node_kinds.py`) through a NodeRun (`workflows/node_runs.py`). This
+class keeps the run's lifecycle: its status (derived from its nodes), pause, breakpoints and
+steps, the event stream, and continue-as-new for long graphs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
+from temporalio.common import RawValue
 from temporalio.contrib.workflow_streams import WorkflowStream
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    ChildWorkflowError,
-)
 
 with workflow.unsafe.imports_passed_through():
-    from activities.context import ContextActivities
-    from activities.graph_nodes import GraphNodeActivities, graph_yield
-    from activities.models import CompleteInput, ToolCallInput
-    from workflows import timeouts
-    from workflows.expressions import ExpressionError, evaluate, render
-    from workflows.graph_spec import GraphPlan, GraphSpec, NodeSpec, build_plan, validate
-    from workflows.limits import (
-        IN_WORKFLOW_READ_BYTES_PER_ACTIVATION,
-        IN_WORKFLOW_STEPS_PER_ACTIVATION,
-        MATCHES_COST_FACTOR,
-        MATCHES_READ_BYTES,
-        json_problems,
-        read_weight,
-        referenced_names,
-        template_expressions,
-    )
-    from workflows.run_control import (
-        RUN_KIND,
-        RunControl,
-        RunFailure,
-        decode_input,
-        failure_message,
-    )
+    from shared import EVENTS_TOPIC, RUN_KIND, StreamEvent
+    from workflows.expressions import ExpressionError, evaluate
+    from workflows.graph_budget import ReadBudget
+    from workflows.graph_spec import GraphSpec, input_problems, validate
+    from workflows.limits import json_problems, read_weight
+    from workflows.node_kinds import NodeBase
+    from workflows.node_runs import NodeRun
+    from workflows.run_control import RunControl, RunFailure, decode_input
+    from workflows.scheduler import MaxStepsReached, Scheduler, UnhandledFailure
     from workflows.state import (
-        EVENTS_TOPIC,
-        AgentInput,
-        AgentState,
+        TERMINAL_STATUSES,
         GraphInput,
         GraphState,
         NodeState,
         NodeStatus,
+        OpenQuestion,
         RunStatus,
-        StreamEvent,
-        Usage,
+        UserInput,
     )
 
-PENDING, TAKEN, NOT_TAKEN = "pending", "taken", "not_taken"
-# Node kinds evaluated by the workflow itself, between two Temporal commands.
-IN_WORKFLOW_TYPES = frozenset({"condition", "transform"})
-# workflow.patched() ids (docs/versioning.md): runs recorded before these guards replay as they ran.
-YIELD_BETWEEN_INLINE_NODES = "yield-between-inline-nodes"
+# workflow.patched() ids (docs/versioning.md): runs recorded before them replay as they ran.
 BOUND_PARALLEL_NODES = "bound-parallel-nodes"
-# Limits checked by the worker (input, expressions, node outputs). Runs started before it replay
-# without them: a stricter check must never change what an old run did.
-ENFORCE_LIMITS = "enforce-limits-in-worker"
-# Past this many history events a graph run fails with a reason (Temporal's own hard limit is
-# 51,200 events, where it terminates the run).
+ENFORCE_LIMITS = "enforce-limits-in-worker"  # input, expressions and outputs checked here too
+GRAPH_ENGINE_V2 = "graph-engine-v2"  # status from nodes; several questions at once
+CONTINUE_AS_NEW = "graph-continue-as-new"
+# Past this many history events a run fails with a reason (Temporal terminates at 51,200).
 MAX_HISTORY_EVENTS = 40_000
-# Items of the run's event stream kept in memory (older ones are dropped; a reconnecting client
-# asking for one is moved to the oldest kept).
+# Items of the event stream kept (a reconnecting client asking for an older one gets the oldest).
 MAX_STREAM_ITEMS = 2000
-# A graph whose input cannot be read still needs a spec to show; this one runs nothing.
 _UNREADABLE = GraphSpec(name="unreadable", entry="none", nodes=[])
-
-
-class NodeFailed(Exception):
-    """A node failed for good (after its retries); the message is the node's error."""
 
 
 @workflow.defn
@@ -96,30 +55,22 @@ class GraphWorkflow(RunControl):
     @workflow.init
     def __init__(self, raw: RawValue) -> None:
         now = workflow.now()
-        # The worker never trusts its input: decode it and check it against its limits here, and
-        # fail the run once (in `run`) with what is wrong, rather than its workflow task forever.
+        # The worker never trusts its input: what is wrong with it fails the run once, in `run`.
         inp, self._unrunnable = decode_input(raw, GraphInput)
-        self._enforce = workflow.patched(ENFORCE_LIMITS)
+        self.enforce = workflow.patched(ENFORCE_LIMITS)
+        self.v2 = workflow.patched(GRAPH_ENGINE_V2)
         if inp is None:
             inp = GraphInput(spec=_UNREADABLE)
-        elif self._enforce:
+        elif self.enforce:
             self._unrunnable = _input_problem(inp)
         if self._unrunnable is not None:  # keep what can be shown: the name, the tenant
-            unreadable = _UNREADABLE.model_copy(update={"name": inp.spec.name})
-            inp = GraphInput(spec=unreadable, tenant=inp.tenant)
-        spec = inp.spec
-        self._inp = inp
-        self._spec = spec
-        self._limits = inp.limits
-        # What expressions are checked against (None: as before limits, for old runs).
-        self._expression_limits = inp.limits if self._enforce else None
-        self._plan: GraphPlan = (
-            build_plan(spec)
-            if spec.nodes
-            else GraphPlan([], {}, {}, frozenset(), frozenset(), has_cycle=False)
-        )
-        self._by_id: dict[str, NodeSpec] = {n.id: n for n in spec.nodes}
-        self._state = GraphState(
+            spec = _UNREADABLE.model_copy(update={"name": inp.spec.name})
+            inp = GraphInput(spec=spec, tenant=inp.tenant)
+        self.inp, spec = inp, inp.spec
+        self.limits = inp.limits
+        self.expression_limits = inp.limits if self.enforce else None  # None: as before limits
+        self._by_id: dict[str, NodeBase] = {n.id: n for n in spec.nodes}
+        self._state = inp.state or GraphState(
             run_id=workflow.info().workflow_id,
             tenant=inp.tenant,
             graph=spec.name,
@@ -129,73 +80,75 @@ class GraphWorkflow(RunControl):
             created_at=now,
             updated_at=now,
         )
+        self._state.continued_as_new += inp.state is not None
+        self._sched = Scheduler(spec.plan(), self._state.scheduler, legacy_order=not self.v2)
+        self._state.scheduler = self._sched.state
         self._node_state = {n.id: n for n in self._state.nodes}
         self._max_input_chars = inp.max_input_chars
-        self._edges = [PENDING] * len(spec.edges)
-        self._ready: list[str] = []
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finished: list[tuple[str, str | None]] = []  # (node id, error or None)
-        self._input_text: str | None = None
-        # Bytes of each node's output in `variables` (their sum is bounded by the limits).
-        self._output_bytes: dict[str, int] = {}
-        # In-workflow nodes run in this activation, and the bytes of variables they read.
-        self._inline_steps = 0
-        self._inline_read = 0
-        self._inline_since = 0  # history length when the count began
-        self._yielding: asyncio.Task[None] | None = None
-        # What reading each value costs (`read_weight`), by name: `input`, node ids, `vars`.
-        self._read_weights: dict[str, int] = {}
-        if self._enforce:
-            self._read_weights["input"] = read_weight(inp.input)[1]
-        self._stream = WorkflowStream(None)
+        self.answers: dict[str, str] = {}
+        self.continuing = False
+        self.budget = ReadBudget(inp.limits, self._trim_stream)
+        self.output_bytes: dict[str, int] = {}
+        for name, value in self._state.variables.items():  # a continued run weighs them again
+            size, self.budget.weights[name] = read_weight(value) if self.enforce else (0, 0)
+            if name != "input":
+                self.output_bytes[name] = size
+        self._stream = WorkflowStream(inp.stream)
         self._events = self._stream.topic(EVENTS_TOPIC, type=StreamEvent)
 
     @workflow.query
     def get_state(self) -> GraphState:
         return self._state
 
+    @property
+    def state(self) -> GraphState:
+        return self._state
+
     def _result_fields(self) -> dict[str, Any]:
         return {"outputs": self._state.outputs}
-
-    def _on_input(self, text: str) -> None:
-        self._input_text = text
 
     # ---- the run -------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, raw: RawValue) -> GraphState:
-        workflow.upsert_search_attributes([RUN_KIND.value_set("graph")])
         if self._unrunnable is not None:
+            workflow.upsert_search_attributes([RUN_KIND.value_set("graph")])
             await self._fail_unrunnable(self._unrunnable)
-        self._update_status(run=RunStatus.RUNNING, message=f"graph {self._spec.name} started")
-        self._ready.append(self._spec.entry)
+        if self._state.status is RunStatus.PENDING:
+            workflow.upsert_search_attributes([RUN_KIND.value_set("graph")])
+            self._update_status(
+                run=RunStatus.RUNNING, message=f"graph {self.inp.spec.name} started"
+            )
+            self._sched.start()
+        for asked in self._state.questions:  # a continued run waits on where it left off
+            self._start(asked.node_id, resumed=asked)
         try:
             await self._drive()
         except asyncio.CancelledError:
             await self._stop_running()
             for node in self._state.nodes:
                 if node.status in (NodeStatus.CREATED, NodeStatus.INITIALIZED):
-                    self._update_status(node=node, node_status=NodeStatus.CANCELLED)
+                    self.set_node(node, NodeStatus.CANCELLED)
             self._update_status(run=RunStatus.CANCELLED, message="cancelled")
             await self._finish_stream({"outputs": self._state.outputs})
             raise
-        except RunFailure as exc:
+        except (RunFailure, MaxStepsReached) as exc:
             await self._stop_running()
-            await self._fail(str(exc))
+            await self._fail(_failure(exc, self.inp.spec.max_steps))
         except Exception as exc:
             if isinstance(exc, workflow.NondeterminismError):
                 raise  # a deploy that breaks replay: the task fails until the code is fixed
-            # Anything else (a bug) fails the run with the error instead of its workflow task,
-            # which Temporal would retry forever: no run hangs.
-            await self._stop_running()
+            await self._stop_running()  # a bug fails the run, never its task forever
             await self._fail(f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
         for node in self._state.nodes:
             if node.status is NodeStatus.CREATED:
-                self._update_status(node=node, node_status=NodeStatus.SKIPPED)
+                self.set_node(node, NodeStatus.SKIPPED)
         self._state.outputs = {
             node_id: self._state.variables[node_id]
-            for node_id in self._plan.node_ids
-            if node_id in self._plan.sinks and node_id in self._state.variables
+            for node_id in self._sched.plan.node_ids
+            if node_id in self._sched.plan.sinks and node_id in self._state.variables
         }
         self._update_status(run=RunStatus.COMPLETED, message="graph finished")
         await self._finish_stream({"outputs": self._state.outputs})
@@ -203,67 +156,193 @@ class GraphWorkflow(RunControl):
 
     async def _drive(self) -> None:
         while True:
-            if self._ready:
-                await self._hold_if_paused()
+            if self._sched.ready:
                 self._check_history()
-            while self._ready:
-                if len(self._running) >= self._limits.max_parallel_nodes and workflow.patched(
-                    BOUND_PARALLEL_NODES
-                ):
-                    break  # one run never holds more than its share of the worker's slots
-                node_id = self._ready.pop(0)
-                self._state.steps += 1
-                if self._spec.max_steps is not None and self._state.steps > self._spec.max_steps:
-                    raise RunFailure(
-                        f"the graph executed max_steps={self._spec.max_steps} nodes without "
-                        f"finishing (next was {node_id!r})"
-                    )
-                self._running[node_id] = asyncio.create_task(self._run_node(node_id))
-            if not self._running:
+                if not await self._continue_as_new_if_due():
+                    await self._start_ready()
+            if self._sched.done:
                 return
             await workflow.wait_condition(lambda: bool(self._finished))
             while self._finished:
                 node_id, error = self._finished.pop(0)
-                del self._running[node_id]
+                del self._tasks[node_id]
                 await self._after(node_id, error)
+
+    async def _start_ready(self) -> None:
+        while self._sched.ready:
+            if len(self._tasks) >= self.limits.max_parallel_nodes and workflow.patched(
+                BOUND_PARALLEL_NODES
+            ):
+                return  # one run never holds more than its share of the worker's slots
+            node_id = self._sched.ready[0]
+            if self.inp.breakpoints == "*" or node_id in self.inp.breakpoints:
+                self._state.paused = True
+                self.log_event("control", f"breakpoint before {node_id}", node_id=node_id)
+            await self._hold_if_paused()  # one node passes; a step pauses again after it
+            self._start(self._sched.take(self.inp.spec.max_steps, node_id))
+
+    def _start(self, node_id: str, resumed: OpenQuestion | None = None) -> None:
+        node_run = NodeRun(self, self._by_id[node_id], self._node_state[node_id])
+        node_run.resumed = resumed
+        self._state.steps = self._sched.state.steps
+
+        async def run() -> None:
+            error = await node_run.run()  # never raises but CancelledError
+            self._finished.append((node_id, error))
+            self._refresh_status()
+
+        self._tasks[node_id] = asyncio.create_task(run())
+
+    async def _after(self, node_id: str, error: str | None) -> None:
+        """Decide which edges out of a finished node are taken, and hand that to the scheduler."""
+        try:
+            candidates = self._sched.candidates(node_id, "failure" if error else "success")
+        except UnhandledFailure:
+            raise RunFailure(f"node {node_id!r} failed: {error}") from None
+        edges = self.inp.spec.edges
+        out = self._sched.plan.out_edges[node_id]
+        conditions = [w for i in out if (w := edges[i].when) is not None]
+        if self.enforce and self.budget.cost(conditions) > self.limits.max_node_read_bytes:
+            raise RunFailure(
+                f"the conditions of the edges out of {node_id!r} would read "
+                f"{self.budget.cost(conditions)} bytes of variables; the limit is "
+                f"{self.limits.max_node_read_bytes}"
+            )
+        variables, taken = self.variables(), set()
+        for i in candidates:
+            edge = edges[i]
+            if edge.when is not None:
+                if self.enforce:
+                    cost = self.budget.cost([edge.when])
+                    problem = self.budget.problem([edge.when], cost)
+                    if problem is not None:
+                        raise RunFailure(f"edge {edge.source} -> {edge.target}: when {problem}")
+                    await self.budget.turn(cost, steps=0)  # many edges are many reads
+                try:
+                    if not evaluate(edge.when, variables, self.expression_limits):
+                        continue
+                except ExpressionError as exc:
+                    raise RunFailure(f"edge {edge.source} -> {edge.target}: when {exc}") from None
+            taken.add(i)
+        for change in self._sched.finish(node_id, taken):
+            node = self._node_state[change.node_id]
+            if change.kind == "skipped":
+                self.set_node(node, NodeStatus.SKIPPED)
+            elif change.kind == "reset":  # a new execution in a loop: a fresh lifecycle
+                node.status, node.started_at, node.ended_at = NodeStatus.CREATED, None, None
+                node.error, node.attempts, node.child_run_id = None, 0, None
+            else:
+                self.log_event(
+                    "node", f"{node.id} runs again (loop)", node_id=node.id, status="looping"
+                )
+
+    # ---- status, questions and input ----------------------------------------------------
+
+    def _refresh_status(self, message: str = "") -> None:
+        """The run's status follows its nodes: running while any node works; waiting for input
+        when a node waits and none works; paused when nodes are held and none works or waits.
+        (Runs before v2 show a waiting question first, whatever else runs.)"""
+        if self._state.status in (RunStatus.PENDING, *TERMINAL_STATUSES):
+            return
+        status = RunStatus.RUNNING
+        waiting = {q.node_id for q in self._state.questions}
+        done = {node_id for node_id, _ in self._finished}
+        if self.v2 and any(n not in waiting and n not in done for n in self._tasks):
+            status = RunStatus.RUNNING
+        elif waiting:
+            status = RunStatus.WAITING_FOR_INPUT
+        elif self._held:
+            status = RunStatus.PAUSED
+        if status is not self._state.status:
+            self._update_status(run=status, message=message)
+
+    def _on_hold_change(self, message: str) -> None:
+        self._refresh_status(message)
+
+    def open_question(self, asked: OpenQuestion) -> None:
+        state = self._state
+        state.questions.append(asked)
+        self._show_first_question()
+        self._refresh_status(message=asked.question)
+        self.log_event("question", asked.question, question=asked.question, node_id=asked.node_id)
+
+    def close_question(self, node_id: str) -> None:
+        self._state.questions = [q for q in self._state.questions if q.node_id != node_id]
+        self._show_first_question()
+
+    def _show_first_question(self) -> None:
+        first = self._state.questions[0] if self._state.questions else None
+        self._state.question = first.question if first else None
+        self._state.waiting_node = first.node_id if first else None
+        self._state.waiting_since = first.asked_at if first else None
+
+    def _input_problem(self, payload: UserInput) -> tuple[str, str] | None:
+        waiting = [q.node_id for q in self._state.questions]
+        if payload.node_id is None and len(waiting) > 1:
+            return "InvalidInput", (
+                f"{len(waiting)} nodes wait for input ({', '.join(waiting)}); "
+                "say which one with node_id"
+            )
+        if payload.node_id is not None and payload.node_id not in waiting:
+            listed = f"; waiting: {', '.join(waiting)}" if waiting else ""
+            return "InvalidState", f"node {payload.node_id!r} is not waiting for input{listed}"
+        if not waiting:
+            status = self._state.status.value
+            return "InvalidState", f"the run is {status}, not waiting for input"
+        return self._text_problem(payload.text)
+
+    def _accept_input(self, payload: UserInput) -> None:
+        node_id = payload.node_id or self._state.questions[0].node_id
+        self.answers[node_id] = payload.text.strip()
+        self.close_question(node_id)
+        self._refresh_status("input received")
+
+    # ---- what nodes use --------------------------------------------------------------------
+
+    def set_node(self, node: NodeState, status: NodeStatus, error: str | None = None) -> None:
+        self._update_status(node=node, node_status=status, error=error)
+
+    def log_event(self, kind: str, text: str, **data: Any) -> None:
+        self._log_event(kind, text, **data)
+
+    def variables(self) -> dict[str, Any]:
+        variables = dict(self._state.variables)
+        for node_id in self._sched.plan.node_ids:
+            variables.setdefault(node_id, None)  # null while it has not run
+        return variables
+
+    # ---- long runs -------------------------------------------------------------------------
 
     def _check_history(self) -> None:
         length = workflow.info().get_current_history_length()
-        if self._enforce and length > MAX_HISTORY_EVENTS:
-            # Temporal terminates a run at 51,200 events; end it first, with a reason.
+        if self.enforce and length > MAX_HISTORY_EVENTS:
             raise RunFailure(
                 f"the run's history reached {length} events after {self._state.steps} node "
                 "executions; lower max_steps or split the graph"
             )
 
-    async def _inline_turn(self, cost: int, steps: int = 1) -> None:
-        """Wait until this in-workflow node may run in the current activation: after 20 of them,
-        or 1 MiB of variables read, the activation is handed back to Temporal (a no-op local
-        activity: no server round trip, unlike a timer, which the dev server fires ~1 s later),
-        so the deadlock detector never fires. Parallel nodes share one hand-back."""
-        while True:
-            length = workflow.info().get_current_history_length()
-            if length != self._inline_since:  # a new workflow task: the count starts again
-                self._inline_since, self._inline_steps, self._inline_read = length, 0, 0
-            fits = (
-                self._inline_steps < IN_WORKFLOW_STEPS_PER_ACTIVATION
-                and self._inline_read + cost <= IN_WORKFLOW_READ_BYTES_PER_ACTIVATION
-            )
-            first = self._inline_steps == 0 and self._inline_read == 0
-            if fits or first or not workflow.patched(YIELD_BETWEEN_INLINE_NODES):
-                self._inline_steps += steps
-                self._inline_read += cost
-                return
-            if self._yielding is None:
-                self._yielding = asyncio.create_task(self._hand_back())
-            await self._yielding
-
-    async def _hand_back(self) -> None:
-        await workflow.execute_local_activity(
-            graph_yield, start_to_close_timeout=timedelta(seconds=10)
+    async def _continue_as_new_if_due(self) -> bool:
+        """Past the history threshold (or when Temporal suggests it), hold new nodes until the
+        running ones finish, then continue as new with the scheduler, variables, open
+        questions and stream. True while nodes are held for it."""
+        info = workflow.info()
+        due = (
+            info.get_current_history_length() > self.inp.history_threshold
+            or info.is_continue_as_new_suggested()
         )
-        self._inline_steps, self._inline_read, self._yielding = 0, 0, None
+        if not due or not workflow.patched(CONTINUE_AS_NEW):
+            return False
+        waiting = {q.node_id for q in self._state.questions}
+        if any(node_id not in waiting for node_id in self._tasks):
+            return True  # a running activity or child cannot move to the next run
+        self.continuing = True
+        await self._stop_running()  # the waits pick up again in the next run
         self._trim_stream()
+        inp = self.inp.model_copy(update={"state": self._state})
+        await self._stream.continue_as_new(
+            lambda stream: [inp.model_copy(update={"stream": stream})]
+        )
+        return True  # not reached
 
     def _trim_stream(self) -> None:
         """Keep the event stream's memory bounded in long runs (loops publish per node)."""
@@ -271,356 +350,27 @@ class GraphWorkflow(RunControl):
         if len(stream.log) > MAX_STREAM_ITEMS:
             self._stream.truncate(stream.base_offset + len(stream.log) - MAX_STREAM_ITEMS)
 
-    def _read_cost(self, sources: list[str]) -> int:
-        """What evaluating the expressions costs, in bytes of variables read (the CEL engine
-        converts each value it reads, and a result holds a copy per use): the size of each name,
-        once per use; `matches()` counts MATCHES_COST_FACTOR times (a regular expression walks
-        its text ~16x slower than the engine converts it)."""
-        sizes = self._read_weights
-        total = 0
-        for source in sources:
-            read = sum(sizes.get(name, 0) for name in referenced_names(source))
-            total += read * (MATCHES_COST_FACTOR if "matches" in source else 1)
-        return total
-
-    def _read_problem(self, sources: list[str], cost: int) -> str | None:
-        for source in sources:
-            if "matches" in source and self._read_cost([source]) > MATCHES_READ_BYTES:
-                return (
-                    f"an expression that calls matches() may read "
-                    f"{MATCHES_READ_BYTES // MATCHES_COST_FACTOR} "
-                    "bytes of variables at most"
-                )
-        if cost > self._limits.max_node_read_bytes:
-            return (
-                f"its expressions would read {cost} bytes of variables; the limit is "
-                f"{self._limits.max_node_read_bytes}"
-            )
-        return None
-
     async def _stop_running(self) -> None:
-        for task in self._running.values():
+        for task in self._tasks.values():
             task.cancel()
-        if self._running:
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
-        self._running.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
 
-    # ---- edges ------------------------------------------------------------------------------
 
-    async def _after(self, node_id: str, error: str | None) -> None:
-        outcome = "failure" if error else "success"
-        edges = self._plan.out_edges[node_id]
-        handled = error is None or any(
-            self._spec.edges[i].on in ("failure", "always") for i in edges
+def _failure(exc: Exception, max_steps: int | None) -> str:
+    if isinstance(exc, MaxStepsReached):
+        return (
+            f"the graph executed max_steps={max_steps} nodes without finishing "
+            f"(next was {exc.args[0]!r})"
         )
-        if not handled:
-            raise RunFailure(f"node {node_id!r} failed: {error}")
-        if self._enforce:
-            conditions = [w for i in edges if (w := self._spec.edges[i].when) is not None]
-            total = self._read_cost(conditions)
-            if total > self._limits.max_node_read_bytes:
-                # The node's edges are part of its work: bounded together, like its expressions.
-                raise RunFailure(
-                    f"the conditions of the edges out of {node_id!r} would read {total} bytes "
-                    f"of variables; the limit is {self._limits.max_node_read_bytes}"
-                )
-        variables = self._variables()
-        for i in edges:
-            edge = self._spec.edges[i]
-            taken = edge.on in (outcome, "always")
-            if taken and edge.when is not None and self._enforce:
-                cost = self._read_cost([edge.when])
-                problem = self._read_problem([edge.when], cost)
-                if problem is not None:
-                    raise RunFailure(f"edge {edge.source} -> {edge.target}: when {problem}")
-                await self._inline_turn(cost, steps=0)  # many edges are many reads
-            if taken and edge.when is not None:
-                try:
-                    taken = bool(evaluate(edge.when, variables, self._expression_limits))
-                except ExpressionError as exc:
-                    raise RunFailure(f"edge {edge.source} -> {edge.target}: when {exc}") from None
-            if i in self._plan.back_edges:
-                if taken:
-                    self._loop_back(edge.target)
-                continue
-            self._edges[i] = TAKEN if taken else NOT_TAKEN
-            self._settle(edge.target)
-
-    def _settle(self, node_id: str) -> None:
-        """Once every forward edge into the node is resolved, run it or skip it."""
-        incoming = self._plan.forward_in[node_id]
-        if any(self._edges[i] == PENDING for i in incoming):
-            return
-        node = self._node_state[node_id]
-        if node.status is not NodeStatus.CREATED or node_id in self._ready:
-            return
-        if any(self._edges[i] == TAKEN for i in incoming):
-            self._ready.append(node_id)
-            return
-        self._update_status(node=node, node_status=NodeStatus.SKIPPED)
-        for i in self._plan.out_edges[node_id]:
-            if i not in self._plan.back_edges:
-                self._edges[i] = NOT_TAKEN
-                self._settle(self._spec.edges[i].target)
-
-    def _loop_back(self, target: str) -> None:
-        """Run `target` again, and reset what comes after it so that it can run again too."""
-        region = {target}
-        queue = [target]
-        while queue:
-            for i in self._plan.out_edges[queue.pop()]:
-                if i in self._plan.back_edges:
-                    continue
-                self._edges[i] = PENDING
-                nxt = self._spec.edges[i].target
-                if nxt not in region:
-                    region.add(nxt)
-                    queue.append(nxt)
-        for node_id in sorted(region):
-            if node_id in self._running:
-                continue
-            node = self._node_state[node_id]
-            if node.status is not NodeStatus.CREATED:
-                self._reset(node)
-        self._log_event("node", f"{target} runs again (loop)", node_id=target, status="looping")
-        if target not in self._ready and target not in self._running:
-            self._ready.append(target)
-
-    def _reset(self, node: NodeState) -> None:
-        # A new execution of the node in a loop: a fresh lifecycle, not a transition back.
-        node.status = NodeStatus.CREATED
-        node.started_at = node.ended_at = None
-        node.error = None
-        node.attempts = 0
-
-    # ---- nodes ------------------------------------------------------------------------------
-
-    def _variables(self) -> dict[str, Any]:
-        variables = dict(self._state.variables)
-        for node_id in self._plan.node_ids:
-            variables.setdefault(node_id, None)  # null while it has not run
-        return variables
-
-    async def _run_node(self, node_id: str) -> None:
-        spec = self._by_id[node_id]
-        node = self._node_state[node_id]
-        node.runs += 1
-        error: str | None = None
-        try:
-            self._update_status(node=node, node_status=NodeStatus.INITIALIZING)
-            if self._enforce:
-                sources = _node_expressions(spec)
-                cost = self._read_cost(sources)
-                problem = self._read_problem(sources, cost)
-                if problem is not None:
-                    raise NodeFailed(problem)
-                # Every node evaluates in the workflow; those that run no activity (and those
-                # whose expressions fail before theirs) count as steps of the activation.
-                await self._inline_turn(cost, steps=1 if spec.type in IN_WORKFLOW_TYPES else 0)
-            try:
-                prepared = self._prepare(spec)
-            except ExpressionError as exc:
-                raise NodeFailed(f"expression {exc}") from None
-            self._update_status(node=node, node_status=NodeStatus.INITIALIZED)
-            self._update_status(node=node, node_status=NodeStatus.EXECUTING)
-            value, metadata = await self._execute(spec, node, prepared)
-            if self._enforce:
-                self._check_output_size(node_id, value)
-            if spec.type == "transform":
-                self._state.variables["vars"] = {**self._state.variables["vars"], **value}
-        except NodeFailed as exc:
-            if node.status is NodeStatus.INITIALIZING:
-                self._inline_steps += 1  # failed before any activity: it ran in the workflow
-            error = str(exc)
-            self._state.variables[node_id] = {
-                "value": None,
-                "metadata": {"status": "failed", "error": error, "runs": node.runs},
-            }
-            self._update_status(node=node, node_status=NodeStatus.FAILED, error=error)
-        except asyncio.CancelledError:
-            if node.status in (NodeStatus.INITIALIZING, NodeStatus.EXECUTING):
-                self._update_status(node=node, node_status=NodeStatus.CANCELLED)
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bug must fail the node, never hang the run
-            error = f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
-            self._update_status(node=node, node_status=NodeStatus.FAILED, error=error)
-        else:
-            metadata.update({"status": "completed", "runs": node.runs})
-            self._state.variables[node_id] = {"value": value, "metadata": metadata}
-            self._update_status(node=node, node_status=NodeStatus.COMPLETED)
-        self._finished.append((node_id, error))
-
-    def _check_output_size(self, node_id: str, value: Any) -> None:
-        """A node output over its bound, or one that would take the run's variables over theirs,
-        fails the node (Temporal would refuse the run's state past 2 MB, on every retry)."""
-        limits = self._limits
-        size, weight = read_weight(value)
-        if size > limits.max_node_output_bytes:
-            raise NodeFailed(f"output is {size} bytes; the limit is {limits.max_node_output_bytes}")
-        sizes = {**self._output_bytes, node_id: size}
-        weights = {node_id: weight}
-        if node_id in self._by_id and self._by_id[node_id].type == "transform":
-            sizes["vars"], weights["vars"] = read_weight({**self._state.variables["vars"], **value})
-        total = sum(sizes.values())
-        if total > limits.max_variables_bytes:
-            raise NodeFailed(
-                f"the run's variables would be {total} bytes; the limit is "
-                f"{limits.max_variables_bytes}"
-            )
-        self._output_bytes = sizes
-        self._read_weights.update(weights)
-
-    def _prepare(self, spec: NodeSpec) -> dict[str, Any]:
-        """Evaluate the node's expressions and templates against the current variables."""
-        variables = self._variables()
-        config = spec.config
-        limits = self._expression_limits
-        if spec.type == "llm":
-            return {"prompt": render(config["prompt"], variables, limits)}
-        if spec.type == "tool":
-            args = {
-                k: evaluate(v, variables, limits) for k, v in (config.get("args") or {}).items()
-            }
-            return {"tool": config["tool"], "args": args}
-        if spec.type == "condition":
-            return {"value": evaluate(config["expression"], variables, limits)}
-        if spec.type == "transform":
-            return {
-                "set": {k: evaluate(v, variables, limits) for k, v in sorted(config["set"].items())}
-            }
-        if spec.type == "human_input":
-            return {"question": render(config["question"], variables, limits)}
-        if spec.type == "agent":
-            return {"query": render(config["query"], variables, limits)}
-        raise NodeFailed(f"unknown node type {spec.type!r}")  # validation prevents this
-
-    async def _execute(
-        self, spec: NodeSpec, node: NodeState, prepared: dict[str, Any]
-    ) -> tuple[Any, dict[str, Any]]:
-        if spec.type == "condition":
-            return prepared["value"], {}
-        if spec.type == "transform":
-            return prepared["set"], {}  # merged into `vars` once its size is checked
-        if spec.type == "human_input":
-            return {"text": await self._ask(spec.id, prepared["question"])}, {}
-        if spec.type == "agent":
-            return await self._child_agent(spec, node, prepared["query"])
-        if spec.type == "llm":
-            out = await self._activity(
-                spec,
-                node,
-                GraphNodeActivities.graph_llm,
-                CompleteInput(prompt=prepared["prompt"], node_id=spec.id),
-            )
-            self._state.usage.add(out.usage)
-            node.usage = out.usage
-            return {"text": out.text}, {"usage": out.usage.model_dump()}
-        result = await self._activity(
-            spec,
-            node,
-            ContextActivities.run_tool,
-            ToolCallInput(name=prepared["tool"], arguments=prepared["args"]),
-            defaults=timeouts.TOOL_CALL,
-        )
-        return {"result": result.result, "empty": result.empty}, {"tool": prepared["tool"]}
-
-    async def _activity(
-        self,
-        spec: NodeSpec,
-        node: NodeState,
-        method: Any,
-        arg: Any,
-        defaults: timeouts.ActivityOptions = timeouts.LLM_STAGE,
-    ) -> Any:
-        retry = defaults.retry
-        if spec.retry is not None:
-            retry = RetryPolicy(
-                initial_interval=timedelta(seconds=spec.retry.initial_interval),
-                backoff_coefficient=spec.retry.backoff,
-                maximum_attempts=spec.retry.max_attempts,
-                non_retryable_error_types=timeouts.NON_RETRYABLE,
-            )
-        start_to_close = (
-            timedelta(seconds=spec.timeout_s) if spec.timeout_s else defaults.start_to_close
-        )
-        try:
-            out = await workflow.execute_activity_method(
-                method,
-                arg,
-                start_to_close_timeout=start_to_close,
-                heartbeat_timeout=defaults.heartbeat,
-                retry_policy=retry,
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=spec.id,
-            )
-        except ActivityError as exc:
-            if isinstance(exc.cause, CancelledError):
-                raise asyncio.CancelledError() from None
-            node.attempts = _attempts(exc)
-            raise NodeFailed(failure_message(exc)) from None
-        node.attempts = getattr(out, "attempt", 1)
-        return out
-
-    async def _ask(self, node_id: str, question: str) -> str:
-        # One question at a time: parallel human_input nodes queue up.
-        await workflow.wait_condition(lambda: self._state.waiting_node is None)
-        state = self._state
-        state.waiting_node = node_id
-        state.question = question
-        state.waiting_since = workflow.now()
-        self._input_text = None
-        self._update_status(run=RunStatus.WAITING_FOR_INPUT, message=question)
-        self._log_event("question", question, question=question, node_id=node_id)
-        limit = timedelta(seconds=self._inp.input_timeout_s)
-        try:
-            await workflow.wait_condition(lambda: self._input_text is not None, timeout=limit)
-        except TimeoutError:
-            raise RunFailure(
-                f"no input arrived for node {node_id!r} within {int(limit.total_seconds())} "
-                "seconds; the run stopped waiting"
-            ) from None
-        finally:
-            state.waiting_node = None
-            state.waiting_since = None
-        text = self._input_text or ""
-        self._input_text = None
-        return text
-
-    async def _child_agent(
-        self, spec: NodeSpec, node: NodeState, query: str
-    ) -> tuple[Any, dict[str, Any]]:
-        child_id = f"{self._state.run_id}-{spec.id}-{node.runs}"
-        try:
-            result = await workflow.execute_child_workflow(
-                "AgentWorkflow",
-                AgentInput(query=query, tenant=self._state.tenant),
-                id=child_id,
-                task_timeout=workflow.info().task_timeout,
-                result_type=AgentState,
-            )
-        except ChildWorkflowError as exc:
-            raise NodeFailed(f"agent run {child_id} failed: {failure_message(exc)}") from None
-        self._state.usage.add(result.usage if result.usage else Usage())
-        return {"answer": result.answer, "status": result.status.value}, {"run_id": child_id}
-
-
-def _node_expressions(spec: NodeSpec) -> list[str]:
-    """Every expression the node evaluates (templates' `{{ }}` parts included)."""
-    config = spec.config
-    sources = [config["expression"]] if isinstance(config.get("expression"), str) else []
-    for key in ("set", "args"):
-        if isinstance(config.get(key), dict):
-            sources += [v for v in config[key].values() if isinstance(v, str)]
-    for key in ("prompt", "question", "query"):
-        if isinstance(config.get(key), str):
-            sources += list(template_expressions(config[key]))
-    return sources
+    return str(exc)
 
 
 def _input_problem(inp: GraphInput) -> str | None:
     """What makes a decoded input unrunnable: a spec that does not validate (tools aside: the
-    worker does not know the gateway's registry; an unknown tool fails its node), or an input over
-    the run's limits."""
+    worker does not know the gateway's registry; an unknown tool fails its node), an input over
+    the run's limits or not matching the graph's input schema."""
     checked = validate(inp.spec, None, inp.limits)
     if not checked.ok:
         listed = "; ".join(f"{p.path}: {p.message}" for p in checked.problems[:5])
@@ -630,22 +380,13 @@ def _input_problem(inp: GraphInput) -> str | None:
     problems = json_problems(
         inp.input, max_depth=limits.max_input_depth, max_bytes=limits.max_input_bytes
     )
+    if not problems and inp.state is None:
+        problems = input_problems(inp.spec.input_schema, inp.input)
     if problems:
         return "the graph's input is not acceptable: " + "; ".join(
             f"{path}: {message}" for path, message in problems[:5]
         )
     return None
-
-
-def _attempts(exc: ActivityError) -> int:
-    # Our activities put the attempt in the failure's details (activities.base.call).
-    cause = exc.cause
-    if isinstance(cause, ApplicationError) and cause.details:
-        detail = cause.details[0]
-        attempt = detail.get("attempt") if isinstance(detail, dict) else None
-        if isinstance(attempt, int):
-            return attempt
-    return 1
 
 
 __all__ = ["GraphSpec", "GraphWorkflow"]

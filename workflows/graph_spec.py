@@ -1,10 +1,11 @@
 """GraphSpec, the user-defined workflow graph, and `validate()`: pure, no I/O.
 
 The gateway validates a spec before anything starts and the GraphWorkflow interprets the
-validated spec (pinned in the run's input). Expressions (edge `when`, `condition`, `transform`,
-`{{ ... }}` templates, tool arguments) are CEL, compiled here with `common-expression-language`
-(Rust-backed: ~25 µs a compile, precise syntax errors, and it lists an expression's variables so
-unknown names are caught before the run).
+validated spec (pinned in the run's input). A node's kind is its `type`: one model per kind in
+`workflows/node_kinds.py`. Expressions (edge `when`, `condition`, `transform`, `{{ ... }}`
+templates, tool arguments) are CEL, compiled here with `common-expression-language` (Rust-backed:
+~25 µs a compile, precise syntax errors, and it lists an expression's variables so unknown names
+are caught before the run).
 
 Names an expression may use: `input` (the run's input), `vars` (what `transform` nodes set) and
 the id of any node (its output `{value, metadata}`, or null while it has not run).
@@ -15,13 +16,14 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
 import cel
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import jsonschema_rs
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from workflows.limits import (
     Limits,
@@ -31,22 +33,9 @@ from workflows.limits import (
     template_expressions,
     template_problem,
 )
+from workflows.node_kinds import NODE_KINDS, Node, NodeBase
+from workflows.scheduler import Edge, GraphPlan, build_plan
 
-NODE_TYPES = ("llm", "tool", "condition", "transform", "human_input", "agent")
-# What each node type needs in its `config`, and which of those fields are templates.
-REQUIRED_CONFIG: dict[str, tuple[str, ...]] = {
-    "llm": ("prompt",),
-    "tool": ("tool",),
-    "condition": ("expression",),
-    "transform": ("set",),
-    "human_input": ("question",),
-    "agent": ("query",),
-}
-TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
-    "llm": ("prompt",),
-    "human_input": ("question",),
-    "agent": ("query",),
-}
 BUILTIN_NAMES = frozenset({"input", "vars"})
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _CEL_RESERVED = frozenset(
@@ -58,24 +47,7 @@ MAX_NODES = ceiling("max_graph_nodes")
 MAX_EDGES = ceiling("max_graph_edges")
 # How deep a spec's JSON may nest at all (config values included).
 MAX_SPEC_DEPTH = 16
-
-
-class RetrySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    initial_interval: float = Field(default=1.0, gt=0, le=3600, description="seconds")
-    backoff: float = Field(default=2.0, ge=1, le=10)
-
-
-class NodeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    type: str
-    config: dict[str, Any] = Field(default_factory=dict)
-    retry: RetrySpec | None = None
-    timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+NODE_ADAPTER: TypeAdapter[NodeBase] = TypeAdapter(Node)
 
 
 class EdgeSpec(BaseModel):
@@ -91,7 +63,9 @@ class EdgeSpec(BaseModel):
     )
 
 
-class GraphSpec(BaseModel):
+class GraphHeader(BaseModel):
+    """Everything of a graph but its nodes and edges."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -101,26 +75,36 @@ class GraphSpec(BaseModel):
     max_steps: int | None = Field(
         default=None, ge=1, le=1_000_000, description="Bound on node executions (needed for cycles)"
     )
-    nodes: list[NodeSpec] = Field(max_length=MAX_NODES)
+    input_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON Schema (2020-12) the run's input must match; checked before a run "
+        "starts (422 with the path of each problem).",
+    )
+
+
+class GraphSpec(GraphHeader):
+    nodes: list[Node] = Field(max_length=MAX_NODES)
     edges: list[EdgeSpec] = Field(default_factory=list, max_length=MAX_EDGES)
+
+    def plan(self) -> GraphPlan:
+        return build_plan(
+            [n.id for n in self.nodes],
+            self.entry,
+            [Edge(e.source, e.target, e.on) for e in self.edges],
+        )
+
+
+class _Shape(GraphHeader):
+    """A graph whose nodes and edges are checked one by one (so that all problems show)."""
+
+    nodes: list[Any] = Field(max_length=MAX_NODES)
+    edges: list[Any] = Field(default_factory=list, max_length=MAX_EDGES)
 
 
 @dataclass(frozen=True)
 class Problem:
     path: str
     message: str
-
-
-@dataclass
-class GraphPlan:
-    """What the interpreter needs, computed once: edges by node, back edges, forward preds."""
-
-    node_ids: list[str]
-    out_edges: dict[str, list[int]]
-    forward_in: dict[str, list[int]]
-    back_edges: frozenset[int]
-    sinks: frozenset[str]
-    has_cycle: bool
 
 
 @dataclass
@@ -135,127 +119,216 @@ class Validation:
 
 
 def validate(data: Any, tools: Collection[str] | None, limits: Limits | None = None) -> Validation:
-    """Every problem of a graph definition at once, each with a JSON path and a message.
+    """Every problem of a graph definition at once, each with a JSON path and a message: its
+    shape, its nodes' configs, its expressions and its structure (unreachable nodes, cycles
+    without `max_steps`) in one answer.
 
     `tools` None skips the tool check (the worker re-validates a pinned spec without knowing
     the gateway's registry). Limits are checked before any expression reaches the CEL engine.
     """
     limits = limits or Limits()
-    raw = data.model_dump(exclude_defaults=True) if isinstance(data, GraphSpec) else data
+    raw = (
+        data.model_dump(mode="json", exclude_defaults=True) if isinstance(data, GraphSpec) else data
+    )
     oversized = json_problems(
         raw, max_depth=MAX_SPEC_DEPTH, max_bytes=limits.max_graph_bytes, path="graph"
     )
     if oversized:
         return Validation(None, [Problem(path, message) for path, message in oversized])
     try:
-        spec = data if isinstance(data, GraphSpec) else GraphSpec.model_validate(data)
+        shape = _Shape.model_validate(raw)
     except ValidationError as exc:
-        return Validation(
-            None,
-            [
-                Problem(_path(e["loc"]), e["msg"])
-                for e in exc.errors(include_url=False, include_context=False)
-            ],
-        )
-    problems: list[Problem] = []
-    if len(spec.nodes) > limits.max_graph_nodes:
+        found = _problems(exc, "")
+        if not isinstance(raw, dict) or any(p.path in ("nodes", "edges") for p in found):
+            return Validation(None, found)
+        # Its other parts are still checked, so that every problem shows at once.
+        usable: dict[str, Any] = {
+            "entry": raw.get("entry"),
+            "max_steps": raw.get("max_steps"),
+            "input_schema": None,
+            "nodes": raw.get("nodes", []),
+            "edges": raw.get("edges", []),
+        }
+        shape = _Shape.model_construct(**usable)
+        problems = found
+    else:
+        problems = []
+    if len(shape.nodes) > limits.max_graph_nodes:
         problems.append(
-            Problem("nodes", f"{len(spec.nodes)} nodes; the limit is {limits.max_graph_nodes}")
+            Problem("nodes", f"{len(shape.nodes)} nodes; the limit is {limits.max_graph_nodes}")
         )
-    if len(spec.edges) > limits.max_graph_edges:
+    if len(shape.edges) > limits.max_graph_edges:
         problems.append(
-            Problem("edges", f"{len(spec.edges)} edges; the limit is {limits.max_graph_edges}")
+            Problem("edges", f"{len(shape.edges)} edges; the limit is {limits.max_graph_edges}")
         )
-    if spec.max_steps is not None and spec.max_steps > limits.max_run_steps:
+    if isinstance(shape.max_steps, int) and shape.max_steps > limits.max_run_steps:
         problems.append(
             Problem(
                 "max_steps",
-                f"max_steps is {spec.max_steps}; the limit is {limits.max_run_steps} node "
+                f"max_steps is {shape.max_steps}; the limit is {limits.max_run_steps} node "
                 "executions per run",
             )
         )
-    if problems:
-        return Validation(spec, problems)
-    ids = _check_nodes(spec, tools, limits, problems)
-    _check_edges(spec, ids, problems)
-    if spec.entry not in ids:
+    if (
+        problems
+        and not any(p.path.startswith(("nodes[", "edges[")) for p in problems)
+        and any(p.path in ("nodes", "edges", "max_steps") for p in problems)
+    ):
+        return Validation(None, problems)
+    ids, nodes = _check_nodes(shape.nodes, tools, limits, problems)
+    edges = _check_edges(shape.edges, ids, problems)
+    entry = shape.entry if isinstance(shape.entry, str) else ""
+    if entry not in ids:
         problems.append(
-            Problem("entry", f"entry {spec.entry!r} is not a node id")
-            if spec.entry
+            Problem("entry", f"entry {entry!r} is not a node id")
+            if entry
             else Problem("entry", "entry is missing")
         )
+    if shape.input_schema is not None:
+        problem = schema_problem(shape.input_schema)
+        if problem is not None:
+            problems.append(Problem("input_schema", problem))
     names = frozenset(BUILTIN_NAMES | ids.keys())
-    for path, source in _expressions(spec):
-        problems.extend(_check_expression(path, source, names, limits))
+    for i, node in nodes:
+        for path, source in node.expressions():
+            problems.extend(_check_expression(f"nodes[{i}].config.{path}", source, names, limits))
+    for i, edge in edges:
+        if edge.when is not None:
+            problems.extend(_check_expression(f"edges[{i}].when", edge.when, names, limits))
     plan = None
-    if spec.entry in ids and not any(p.path.startswith("edges") for p in problems):
-        plan = build_plan(spec)
-        _check_structure(spec, plan, problems)
-    return Validation(spec, problems, plan if not problems else None)
+    if entry in ids and len(edges) == len(shape.edges):
+        plan = build_plan(list(ids), entry, [Edge(e.source, e.target, e.on) for _, e in edges])
+        _check_structure(entry, ids, plan, shape.max_steps, problems)
+    if problems:
+        return Validation(None, _unique(problems))
+    spec = data if isinstance(data, GraphSpec) else GraphSpec.model_validate(raw)
+    return Validation(spec, [], plan)
 
 
-def _path(loc: tuple[Any, ...]) -> str:
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """One problem per path (the first found: the most specific check runs first)."""
+    seen: set[str] = set()
+    out = []
+    for problem in problems:
+        if problem.path not in seen:
+            seen.add(problem.path)
+            out.append(problem)
+    return out
+
+
+def _problems(exc: ValidationError, prefix: str, kind: str | None = None) -> list[Problem]:
+    found = []
+    for e in exc.errors(include_url=False, include_context=True):
+        loc = tuple(e["loc"])
+        if kind is not None and loc and loc[0] == kind:
+            loc = loc[1:]  # the union's tag: not part of the document's path
+        path = prefix + _path(loc, bool(prefix))
+        message = e["msg"]
+        if e["type"] == "union_tag_invalid":
+            tag = e.get("ctx", {}).get("tag")
+            path, message = (
+                f"{prefix}.type",
+                (f"unknown node type {tag!r}; known: {', '.join(NODE_KINDS)}"),
+            )
+        elif e["type"] == "union_tag_not_found":
+            path, message = f"{prefix}.type", f"a node needs a type; known: {', '.join(NODE_KINDS)}"
+        elif e["type"] == "missing" and len(loc) == 2 and loc[0] == "config":
+            message = f"a {kind} node needs config.{loc[1]}"
+        elif e["type"] == "string_type" and len(loc) == 3 and loc[1] in ("set", "args"):
+            message = (
+                "must be a CEL expression as a string (write "
+                f"{json.dumps(e.get('input'))!r} for that value)"
+            )
+        found.append(Problem(path or "graph", message))
+    return found
+
+
+def _path(loc: tuple[Any, ...], nested: bool = False) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "graph"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if (out or nested) else str(part)
+    return out
 
 
 def _check_nodes(
-    spec: GraphSpec, tools: Collection[str] | None, limits: Limits, problems: list[Problem]
-) -> dict[str, int]:
+    items: list[Any], tools: Collection[str] | None, limits: Limits, problems: list[Problem]
+) -> tuple[dict[str, int], list[tuple[int, NodeBase]]]:
+    """Node ids (of every node that has a usable one, even when its config is wrong, so that
+    edges to it are not reported too) and the nodes that parsed, by index."""
     ids: dict[str, int] = {}
-    for i, node in enumerate(spec.nodes):
+    nodes: list[tuple[int, NodeBase]] = []
+    for i, item in enumerate(items):
         where = f"nodes[{i}]"
-        if not node.id:
+        node_id = item.get("id") if isinstance(item, dict) else None
+        if not node_id:
             problems.append(Problem(f"{where}.id", "node id is missing"))
-        elif not _ID.match(node.id) or node.id in _CEL_RESERVED:
+        elif not isinstance(node_id, str) or not _ID.match(node_id) or node_id in _CEL_RESERVED:
             problems.append(
                 Problem(
                     f"{where}.id",
-                    f"node id {node.id!r} must be a name (letters, digits, _; not a reserved "
+                    f"node id {node_id!r} must be a name (letters, digits, _; not a reserved "
                     "word) so that expressions can refer to it",
                 )
             )
-        elif node.id in ids:
+        elif node_id in ids:
             problems.append(
                 Problem(
-                    f"{where}.id", f"duplicate node id {node.id!r} (also nodes[{ids[node.id]}])"
+                    f"{where}.id", f"duplicate node id {node_id!r} (also nodes[{ids[node_id]}])"
                 )
             )
         else:
-            ids[node.id] = i
-        if node.type not in NODE_TYPES:
-            problems.append(
-                Problem(
-                    f"{where}.type",
-                    f"unknown node type {node.type!r}; known: {', '.join(NODE_TYPES)}",
-                )
-            )
+            ids[node_id] = i
+        try:
+            node = NODE_ADAPTER.validate_python(item)
+        except ValidationError as exc:
+            kind = item.get("type") if isinstance(item, dict) else None
+            problems.extend(_problems(exc, where, kind if isinstance(kind, str) else None))
             continue
-        for key in REQUIRED_CONFIG[node.type]:
-            if key not in node.config:
-                problems.append(
-                    Problem(f"{where}.config.{key}", f"a {node.type} node needs config.{key}")
-                )
-        _check_config_types(node, where, tools, problems)
-        _check_node_size(node, where, limits, problems)
-    return ids
+        nodes.append((i, node))
+        _check_node(node, where, tools, limits, problems)
+    return ids, nodes
 
 
-def _check_node_size(node: NodeSpec, where: str, limits: Limits, problems: list[Problem]) -> None:
+def _check_node(
+    node: NodeBase,
+    where: str,
+    tools: Collection[str] | None,
+    limits: Limits,
+    problems: list[Problem],
+) -> None:
     config = node.config
-    count = 0
-    for key in TEMPLATE_FIELDS.get(node.type, ()):
-        if isinstance(config.get(key), str):
-            problem = template_problem(config[key], limits)
-            if problem is not None:
-                problems.append(Problem(f"{where}.config.{key}", problem))
-                return
-            count += sum(1 for _ in template_expressions(config[key]))
     for key in ("set", "args"):
-        if isinstance(config.get(key), dict):
-            count += len(config[key])
+        for name in getattr(config, key, {}):
+            if not _ID.match(name):
+                problems.append(
+                    Problem(
+                        f"{where}.config.{key}",
+                        f"{name!r} is not a name (letters, digits, _; at most 64)",
+                    )
+                )
+    tool = getattr(config, "tool", None)
+    if tool is not None and tools is not None and tool not in tools:
+        problems.append(
+            Problem(
+                f"{where}.config.tool",
+                f"unknown tool {tool!r}; known: {', '.join(sorted(tools))}",
+            )
+        )
+    if node.retry is not None and not node.retries:
+        problems.append(
+            Problem(f"{where}.retry", f"a {node.kind} node runs no activity; retry has no effect")
+        )
+    count = 0
+    for key, template in node.templates():
+        problem = template_problem(template, limits)
+        if problem is not None:
+            problems.append(Problem(f"{where}.config.{key}", problem))
+            return
+        count += sum(1 for _ in template_expressions(template))
+    count += len(getattr(config, "set", {})) + len(getattr(config, "args", {}))
     if count > limits.max_node_expressions:
         problems.append(
             Problem(
@@ -265,81 +338,65 @@ def _check_node_size(node: NodeSpec, where: str, limits: Limits, problems: list[
         )
 
 
-def _check_config_types(
-    node: NodeSpec, where: str, tools: Collection[str] | None, problems: list[Problem]
-) -> None:
-    config = node.config
-    for key in (*TEMPLATE_FIELDS.get(node.type, ()), "expression"):
-        if key in config and not isinstance(config[key], str):
-            problems.append(Problem(f"{where}.config.{key}", f"config.{key} must be a string"))
-    for key in ("set", "args"):
-        if node.type in ("transform", "tool") and isinstance(config.get(key), dict):
-            for name, source in config[key].items():
-                if not _ID.match(str(name)):
-                    problems.append(
-                        Problem(
-                            f"{where}.config.{key}",
-                            f"{name!r} is not a name (letters, digits, _; at most 64)",
-                        )
-                    )
-                elif not isinstance(source, str):
-                    problems.append(
-                        Problem(
-                            f"{where}.config.{key}.{name}",
-                            f"must be a CEL expression as a string (write {json.dumps(source)!r}"
-                            " for that value)",
-                        )
-                    )
-    if node.type == "tool" and "tool" in config and tools is not None:
-        if config["tool"] not in tools:
-            problems.append(
-                Problem(
-                    f"{where}.config.tool",
-                    f"unknown tool {config['tool']!r}; known: {', '.join(sorted(tools))}",
-                )
-            )
-        if not isinstance(config.get("args", {}), dict):
-            problems.append(Problem(f"{where}.config.args", "config.args must be an object"))
-    if node.type == "transform" and "set" in config:
-        if not isinstance(config["set"], dict) or not config["set"]:
-            problems.append(
-                Problem(f"{where}.config.set", "config.set must map names to expressions")
-            )
-    if node.retry is not None and node.type not in ("llm", "tool", "agent"):
-        problems.append(
-            Problem(f"{where}.retry", f"a {node.type} node runs no activity; retry has no effect")
-        )
-
-
-def _check_edges(spec: GraphSpec, ids: dict[str, int], problems: list[Problem]) -> None:
-    for i, edge in enumerate(spec.edges):
+def _check_edges(
+    items: list[Any], ids: dict[str, int], problems: list[Problem]
+) -> list[tuple[int, EdgeSpec]]:
+    edges = []
+    for i, item in enumerate(items):
+        try:
+            edge = EdgeSpec.model_validate(item)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, f"edges[{i}]"))
+            continue
+        ok = True
         for end in ("source", "target"):
             name = getattr(edge, end)
             if name not in ids:
+                ok = False
                 problems.append(
                     Problem(f"edges[{i}].{end}", f"edge {end} {name!r} is not a node id")
                 )
+        if ok:
+            edges.append((i, edge))
+    return edges
 
 
-def _expressions(spec: GraphSpec) -> Iterator[tuple[str, str]]:
-    """(path, CEL source) of every expression in the spec."""
-    for i, edge in enumerate(spec.edges):
-        if edge.when is not None:
-            yield f"edges[{i}].when", edge.when
-    for i, node in enumerate(spec.nodes):
-        config = node.config
-        where = f"nodes[{i}].config"
-        if node.type == "condition" and isinstance(config.get("expression"), str):
-            yield f"{where}.expression", config["expression"]
-        for key in ("set", "args"):
-            if node.type in ("transform", "tool") and isinstance(config.get(key), dict):
-                for name, source in config[key].items():
-                    if isinstance(source, str):
-                        yield f"{where}.{key}.{name}", source
-        for key in TEMPLATE_FIELDS.get(node.type, ()):
-            if isinstance(config.get(key), str):
-                for j, source in enumerate(template_expressions(config[key])):
-                    yield f"{where}.{key}{{{{{j}}}}}", source
+def _no_retrieval(uri: str) -> Any:
+    raise ValueError(f"{uri}: a schema may not refer to other documents")
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    # The `regex` engine (linear time: no pattern can make a check slow), and no retrieval of
+    # remote references: validating never touches the network.
+    return jsonschema_rs.validator_for(
+        json.loads(schema_json),
+        retriever=_no_retrieval,
+        pattern_options=jsonschema_rs.RegexOptions(),
+    )
+
+
+def schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why a graph's `input_schema` is not a usable JSON Schema, or None."""
+    try:
+        jsonschema_rs.meta.validate(schema)
+        _validator(json.dumps(schema, sort_keys=True))
+    except (jsonschema_rs.ValidationError, ValueError) as exc:
+        return "not a valid JSON Schema: " + str(exc).split("\n")[0][:300]
+    return None
+
+
+def input_problems(
+    schema: dict[str, Any] | None, value: Any, path: str = "input"
+) -> list[tuple[str, str]]:
+    """(path, message) of each way `value` does not match the graph's input schema."""
+    if schema is None:
+        return []
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    return [
+        (path + _path(tuple(error.instance_path), True), error.message)
+        for error in validator.iter_errors(value)
+    ][:20]
 
 
 @lru_cache(maxsize=4096)
@@ -373,52 +430,24 @@ def _check_expression(
     return []
 
 
-def build_plan(spec: GraphSpec) -> GraphPlan:
-    ids = [n.id for n in spec.nodes]
-    out_edges: dict[str, list[int]] = {n: [] for n in ids}
-    for i, edge in enumerate(spec.edges):
-        out_edges[edge.source].append(i)
-    # Back edges: those that close a cycle in a depth-first walk from the entry. Iterative, so
-    # a 10,000-node chain does not hit the recursion limit.
-    back: set[int] = set()
-    state: dict[str, int] = {}  # 1 on the stack, 2 done
-    stack: list[tuple[str, Iterator[int]]] = [(spec.entry, iter(out_edges[spec.entry]))]
-    state[spec.entry] = 1
-    while stack:
-        node, edges = stack[-1]
-        for i in edges:
-            target = spec.edges[i].target
-            seen = state.get(target)
-            if seen == 1:
-                back.add(i)
-            elif seen is None:
-                state[target] = 1
-                stack.append((target, iter(out_edges[target])))
-                break
-        else:
-            state[node] = 2
-            stack.pop()
-    forward_in: dict[str, list[int]] = {n: [] for n in ids}
-    for i, edge in enumerate(spec.edges):
-        if i not in back:
-            forward_in[edge.target].append(i)
-    sinks = frozenset(n for n in ids if not out_edges[n])
-    return GraphPlan(ids, out_edges, forward_in, frozenset(back), sinks, bool(back))
-
-
-def _check_structure(spec: GraphSpec, plan: GraphPlan, problems: list[Problem]) -> None:
-    index = {n.id: i for i, n in enumerate(spec.nodes)}
-    reachable = _walk(spec.entry, lambda n: (spec.edges[i].target for i in plan.out_edges[n]))
-    for node in spec.nodes:
-        if node.id in index and node.id not in reachable:
+def _check_structure(
+    entry: str,
+    ids: dict[str, int],
+    plan: GraphPlan,
+    max_steps: int | None,
+    problems: list[Problem],
+) -> None:
+    reachable = _walk(entry, lambda n: (plan.edges[i].target for i in plan.out_edges[n]))
+    for node_id, index in ids.items():
+        if node_id not in reachable:
             problems.append(
                 Problem(
-                    f"nodes[{index[node.id]}]",
-                    f"node {node.id!r} is unreachable from the entry {spec.entry!r}",
+                    f"nodes[{index}]",
+                    f"node {node_id!r} is unreachable from the entry {entry!r}",
                 )
             )
-    if plan.has_cycle and spec.max_steps is None:
-        edge = spec.edges[min(plan.back_edges)]
+    if plan.has_cycle and max_steps is None:
+        edge = plan.edges[min(plan.back_edges)]
         problems.append(
             Problem(
                 "max_steps",
@@ -427,15 +456,15 @@ def _check_structure(spec: GraphSpec, plan: GraphPlan, problems: list[Problem]) 
             )
         )
     into: dict[str, list[str]] = {n: [] for n in plan.node_ids}
-    for edge in spec.edges:
+    for edge in plan.edges:
         into[edge.target].append(edge.source)
-    can_finish = set()
+    can_finish: set[str] = set()
     for sink in plan.sinks:
         can_finish |= _walk(sink, lambda n: into[n])
-    for node_id in sorted(reachable - can_finish, key=index.__getitem__):
+    for node_id in sorted(reachable - can_finish, key=ids.__getitem__):
         problems.append(
             Problem(
-                f"nodes[{index[node_id]}]",
+                f"nodes[{ids[node_id]}]",
                 f"node {node_id!r} has no way to finish: every path from it loops forever "
                 "(no path leads to a node without outgoing edges)",
             )

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RawValue, SearchAttributeKey
+from temporalio.common import RawValue
 from temporalio.contrib.workflow_streams import (
     WorkflowStream,
     WorkflowStreamState,
@@ -18,6 +18,7 @@ from temporalio.contrib.workflow_streams import (
 )
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from shared import RUN_STAGE, RUN_STATUS, StreamEvent
 from workflows.limits import text_problem
 from workflows.state import (
     RUN_TRANSITIONS,
@@ -29,18 +30,11 @@ from workflows.state import (
     RunStateBase,
     RunStatus,
     Stage,
-    StreamEvent,
     UserInput,
     check_node_transition,
     check_run_transition,
     check_stage_transition,
 )
-
-RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
-RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
-RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
-# Set by the gateway when a run starts (API-key tenant); the workflow never changes it.
-TENANT = SearchAttributeKey.for_keyword("Tenant")
 
 InputT = TypeVar("InputT")
 # Bytes of the event stream's tail a finished run keeps in its final state.
@@ -62,18 +56,21 @@ class RunControl:
     _stream: WorkflowStream
     _events: WorkflowTopicHandle[StreamEvent]
     _max_input_chars: int
+    # Held by a pause right now; and a `step` asked to hold again after the next start.
+    _held = False
+    _step_once = False
 
     # ---- updates and signals ---------------------------------------------------------------
 
     @workflow.update
     def submit_input(self, payload: UserInput) -> InputAccepted:
-        self._accept_input(payload.text)
+        self._accept_input(payload)
         return InputAccepted(status=self._state.status)
 
     @submit_input.validator
     def _validate_input(self, payload: UserInput) -> None:
         # Raising here rejects the update before anything is written to history.
-        problem = self._input_problem(payload.text)
+        problem = self._input_problem(payload)
         if problem is not None:
             raise ApplicationError(problem[1], type=problem[0])
 
@@ -91,17 +88,17 @@ class RunControl:
             )
             return
         try:
-            text = UserInput.model_validate(args[0]).text
+            payload = UserInput.model_validate(args[0])
         except ValidationError as exc:
             workflow.logger.warning(
                 "ignored provide_input with a malformed payload: %s", str(exc)[:300]
             )
             return
-        problem = self._input_problem(text)
+        problem = self._input_problem(payload)
         if problem is not None:
             workflow.logger.warning("ignored provide_input: %s", problem[1])
             return
-        self._accept_input(text)
+        self._accept_input(payload)
 
     @workflow.signal
     def pause(self, *_ignored: Any) -> None:
@@ -117,17 +114,29 @@ class RunControl:
         self._state.paused = False
         self._log_event("control", "resume requested")
 
-    def _input_problem(self, text: str) -> tuple[str, str] | None:
+    @workflow.signal
+    def step(self, *_ignored: Any) -> None:
+        """Let a paused run start exactly one more node (or activity), then hold again."""
+        if not self._state.paused:
+            return
+        self._state.paused = False
+        self._step_once = True
+        self._log_event("control", "step requested")
+
+    def _input_problem(self, payload: UserInput) -> tuple[str, str] | None:
         status = self._state.status
         if status is not RunStatus.WAITING_FOR_INPUT:
             return "InvalidState", f"the run is {status.value}, not waiting for input"
+        return self._text_problem(payload.text)
+
+    def _text_problem(self, text: str) -> tuple[str, str] | None:
         problem = text_problem(text, self._max_input_chars)
         if problem is not None:
             return "InvalidInput", problem
         return None
 
-    def _accept_input(self, text: str) -> None:
-        self._on_input(text.strip())
+    def _accept_input(self, payload: UserInput) -> None:
+        self._on_input(payload.text.strip())
         self._state.question = None
         # The run counts as resumed the moment input lands, so a second input is rejected.
         self._update_status(run=RunStatus.RUNNING, message="input received")
@@ -198,12 +207,23 @@ class RunControl:
         # detector while it holds the logging lock has wedged a worker for good.
 
     async def _hold_if_paused(self) -> None:
+        """Hold here while the run is paused. After a `step`, the next hold holds again."""
         if not self._state.paused:
             return
-        if self._state.status is not RunStatus.PAUSED:
-            self._update_status(run=RunStatus.PAUSED, message="held before the next activity")
+        self._held = True
+        self._on_hold_change("held before the next activity")
         await workflow.wait_condition(lambda: not self._state.paused)
-        self._update_status(run=RunStatus.RUNNING, message="resumed")
+        self._held = False
+        if self._step_once:
+            self._step_once = False
+            self._state.paused = True
+        self._on_hold_change("resumed")
+
+    def _on_hold_change(self, message: str) -> None:
+        """The status while held (and after): PAUSED, then RUNNING."""
+        status = RunStatus.PAUSED if self._held else RunStatus.RUNNING
+        if status is not self._state.status:
+            self._update_status(run=status, message=message)
 
     async def _fail_unrunnable(self, message: str) -> None:
         """End a run whose input cannot be run (undecodable, over its limits): failed, once."""

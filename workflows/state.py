@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
+from shared import ToolRecord, Usage
 from workflows.graph_spec import GraphSpec
 from workflows.limits import Limits
+from workflows.scheduler import SchedulerState
 
 
 class RunStatus(StrEnum):
@@ -120,20 +122,6 @@ def check_node_transition(old: NodeStatus, new: NodeStatus) -> None:
         raise IllegalTransition(f"node status {old.value} -> {new.value} is not allowed")
 
 
-class Usage(BaseModel):
-    tokens_in: int = 0
-    tokens_out: int = 0
-    # Estimated from the price table in settings (0 for the offline model).
-    cost_usd: float = 0.0
-    calls: int = 0
-
-    def add(self, other: Usage) -> None:
-        self.tokens_in += other.tokens_in
-        self.tokens_out += other.tokens_out
-        self.cost_usd = round(self.cost_usd + other.cost_usd, 8)
-        self.calls += other.calls
-
-
 class NodeState(BaseModel):
     """One activity of the run (a stage, a tool call, a plan step) as users see it."""
 
@@ -151,6 +139,8 @@ class NodeState(BaseModel):
     type: str | None = None
     attempts: int = 0
     runs: int = 0
+    # Agent nodes: the child run's id, from the moment it starts.
+    child_run_id: str | None = None
 
 
 class RunEvent(BaseModel):
@@ -161,28 +151,8 @@ class RunEvent(BaseModel):
     message: str
 
 
-class StreamEvent(BaseModel):
-    """One item of the run's durable event stream (topic `events`), as SSE clients get it.
-
-    `type` is one of `status`, `stage`, `node`, `tool_call`, `question`, `result`; `data` holds
-    the fields of that type (e.g. `{"status": "running"}`). `result` is the last event of a run.
-    """
-
-    type: str
-    at: datetime
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-EVENTS_TOPIC = "events"
 # The longest any run may wait for a person (a year and a day).
 MAX_INPUT_TIMEOUT_S = 366 * 24 * 3600
-
-
-class ToolRecord(BaseModel):
-    name: str
-    arguments: dict[str, Any]
-    ok: bool
-    result: str
 
 
 class Reflection(BaseModel):
@@ -231,19 +201,28 @@ class AgentState(RunStateBase):
     reflection_retries: int = 0
 
 
-class AgentInput(BaseModel):
-    """The input of an AgentWorkflow. Limits travel here because workflows never read settings."""
+class RunSettings(BaseModel):
+    """The knobs a run starts with, from the settings (`config.Settings.run_settings`): they
+    travel in the run's input because workflows never read settings, and a run keeps the values
+    it started with. Bounded: a worker decodes what anyone may have started a run with."""
 
-    query: str
-    # Who started the run (API-key tenant); None when the gateway runs without keys.
-    tenant: str | None = None
-    # Bounded: a worker decodes what anyone may have started a run with.
     input_timeout_s: float = Field(default=7 * 24 * 3600, gt=0, le=MAX_INPUT_TIMEOUT_S)
     max_input_chars: int = Field(default=8000, ge=1, le=100_000)
     max_context_rounds: int = Field(default=3, ge=0, le=20)
     reflection_threshold: float = Field(default=0.7, ge=0, le=1)
     max_reflection_retries: int = Field(default=1, ge=0, le=10)
     history_threshold: int = Field(default=10_000, ge=1, le=50_000)
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings(**{name: getattr(self, name) for name in RunSettings.model_fields})
+
+
+class AgentInput(RunSettings):
+    """The input of an AgentWorkflow."""
+
+    query: str
+    # Who started the run (API-key tenant); None when the gateway runs without keys.
+    tenant: str | None = None
     # Set only by continue-as-new: the state and event stream the next run resumes from.
     state: AgentState | None = None
     stream: WorkflowStreamState | None = None
@@ -253,11 +232,23 @@ class UserInput(BaseModel):
     """Payload of the `submit_input` update and the `provide_input` signal."""
 
     text: str
+    # Graph runs: which waiting node the text answers (optional when exactly one waits).
+    node_id: str | None = None
 
 
 class InputAccepted(BaseModel):
     accepted: bool = True
     status: RunStatus
+
+
+class OpenQuestion(BaseModel):
+    """A question a graph node waits on; answered by its node id."""
+
+    node_id: str
+    question: str
+    asked_at: datetime
+    # When the node stops waiting (and fails) without an answer.
+    deadline: datetime
 
 
 class GraphState(RunStateBase):
@@ -270,18 +261,26 @@ class GraphState(RunStateBase):
     variables: dict[str, Any] = Field(default_factory=dict)
     # The outputs of the nodes without outgoing edges that ran, by node id.
     outputs: dict[str, Any] = Field(default_factory=dict)
+    # Every open question, oldest first; `question` and `waiting_node` repeat the first.
+    questions: list[OpenQuestion] = Field(default_factory=list)
     waiting_node: str | None = None
     steps: int = 0
+    # Which nodes are ready, running or done, and which edges were taken (continue-as-new
+    # carries it).
+    scheduler: SchedulerState | None = None
 
 
-class GraphInput(BaseModel):
+class GraphInput(RunSettings):
     """The input of a GraphWorkflow; it pins the full, validated spec."""
 
     spec: GraphSpec
     input: dict[str, Any] = Field(default_factory=dict)
     tenant: str | None = None
-    input_timeout_s: float = Field(default=7 * 24 * 3600, gt=0, le=MAX_INPUT_TIMEOUT_S)
-    max_input_chars: int = Field(default=8000, ge=1, le=100_000)
     # The bounds the run was started with; the worker enforces them (they cannot exceed the
     # ceilings: an input that says otherwise does not decode, and the run fails with why).
     limits: Limits = Field(default_factory=Limits)
+    # Step-through debugging: the run pauses before these nodes (or before every node: "*").
+    breakpoints: list[str] | Literal["*"] = Field(default_factory=list, max_length=1000)
+    # Set only by continue-as-new: the state and event stream the next run resumes from.
+    state: GraphState | None = None
+    stream: WorkflowStreamState | None = None

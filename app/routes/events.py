@@ -26,7 +26,8 @@ from app.errors import ApiError, InvalidInput, TooManyStreams
 from app.event_stream import StreamUnavailable, events_from_tail, follow_events
 from app.routes.runs import ERRORS, RunId
 from app.run_access import RunRead, describe_owned, load_run, never_ran
-from workflows.state import RunStatus, StreamEvent
+from shared import StreamEvent
+from workflows.state import RunStatus
 
 router = APIRouter(prefix="/api/v1/runs", tags=["events"])
 logger = logging.getLogger(__name__)

@@ -50,11 +50,11 @@ from app.schemas import (
 )
 from app.secret import mac, open_token, sign_token
 from config import Settings
+from shared import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, validate
 from workflows.limits import json_problems, text_problem
-from workflows.run_control import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
 from workflows.state import (
     TERMINAL_STATUSES,
     AgentInput,
@@ -87,16 +87,7 @@ REQUEST_HASH_MEMO = "request_sha256"
 
 
 def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInput:
-    return AgentInput(
-        query=query,
-        tenant=tenant,
-        input_timeout_s=settings.input_timeout_s,
-        max_input_chars=settings.max_input_chars,
-        max_context_rounds=settings.max_context_rounds,
-        reflection_threshold=settings.reflection_threshold,
-        max_reflection_retries=settings.max_reflection_retries,
-        history_threshold=settings.history_threshold,
-    )
+    return AgentInput(query=query, tenant=tenant, **settings.run_settings().model_dump())
 
 
 def check_text(text: str, max_chars: int, path: str) -> None:
@@ -190,9 +181,8 @@ async def create_run(
             spec=_graph_spec(body.graph, request, settings),
             input=body.input or {},
             tenant=tenant,
-            input_timeout_s=settings.input_timeout_s,
-            max_input_chars=settings.max_input_chars,
             limits=limits,
+            **settings.run_settings().model_dump(),
         )
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     if idempotency_key is None:

@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from config import Settings
 from devstack.processes import stop, temporal_binary
+from shared import RUN_KIND, RUN_STATUS, TENANT
 from temporal_client import connect
 from tests.e2e.broken_workflow import FAILURE, BrokenAgentWorkflow
 from tests.e2e.conftest import Gateway, Stack, start_gateway
@@ -29,7 +30,6 @@ from tests.e2e.test_http_api import assert_error, start_run, wait_for
 from tests.helpers import eventually
 from worker import build_worker
 from workflows.agent import AgentWorkflow
-from workflows.run_control import RUN_KIND, RUN_STATUS, TENANT
 from workflows.state import AgentInput
 
 ACME = {"Authorization": "Bearer acme-key"}

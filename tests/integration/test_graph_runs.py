@@ -62,7 +62,7 @@ async def test_loop_bound_fails_the_run_clearly(client: Client, settings: Settin
             await handle.result()
         state = await graph_state(handle)
     assert "max_steps=5" in str(failed.value.cause)
-    assert state.status is RunStatus.FAILED and state.steps == 6
+    assert state.status is RunStatus.FAILED and state.steps == 5  # the sixth never started
 
 
 async def test_human_input_approves_by_update_and_rejects_by_signal(

@@ -4,7 +4,7 @@ from activities.llm import OfflineProvider, is_small_talk
 from activities.models import ContextInput, Intent, IntentInput, Sufficiency
 from activities.tools.registry import ToolContext, default_registry
 from config import Settings
-from workflows.state import ToolRecord
+from shared import ToolRecord
 
 
 @pytest.mark.parametrize("text", ["hi", "Hello!", "thanks", "thank you", "Good morning"])
