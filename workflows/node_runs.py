@@ -179,7 +179,8 @@ class NodeRun:
                 f"no input arrived for node {node_id!r} within {waited} seconds; it stopped waiting"
             ) from None
         finally:
-            graph.close_question(node_id)
+            if not graph.continuing:  # else the next run asks on
+                graph.close_question(node_id)
         return graph.answers.pop(node_id)
 
     async def agent(self, query: str) -> Output:

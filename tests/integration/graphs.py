@@ -50,14 +50,19 @@ def catalog_spec(name: str) -> dict[str, Any]:
 
 
 async def start_graph(
-    client: Client, settings: Settings, spec: dict[str, Any], graph_input: dict[str, Any]
+    client: Client,
+    settings: Settings,
+    spec: dict[str, Any],
+    graph_input: dict[str, Any],
+    **options: Any,
 ) -> WorkflowHandle[GraphWorkflow, GraphState]:
+    """Start a graph run as the gateway would; `options` are more GraphInput fields."""
     checked = validate(spec, misbehaving_tools(settings).names())
     assert checked.ok, checked.problems
     assert checked.spec is not None
     return await client.start_workflow(
         GraphWorkflow.run,
-        GraphInput(spec=checked.spec, input=graph_input),
+        GraphInput(spec=checked.spec, input=graph_input, **options),
         id=f"graph-{uuid.uuid4().hex}",
         task_queue=settings.task_queue,
     )
