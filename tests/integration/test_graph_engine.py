@@ -163,17 +163,14 @@ async def test_breakpoints_pause_before_a_node_and_step_runs_exactly_one(
     spec["edges"].append({"source": "c", "target": "d"})
     async with worker():
         handle = await start_graph(client, settings, spec, {}, breakpoints=["b"])
-        held = await eventually(
-            lambda: graph_state(handle), lambda s: s.status is RunStatus.PAUSED
-        )
+        held = await eventually(lambda: graph_state(handle), lambda s: s.status is RunStatus.PAUSED)
         assert node(held, "a").status is NodeStatus.COMPLETED
         assert node(held, "b").status is NodeStatus.CREATED
         assert any(e.message == "breakpoint before b" for e in held.events)
         await handle.signal(GraphWorkflow.step)
         stepped = await eventually(
             lambda: graph_state(handle),
-            lambda s: node(s, "b").status is NodeStatus.COMPLETED
-            and s.status is RunStatus.PAUSED,
+            lambda s: node(s, "b").status is NodeStatus.COMPLETED and s.status is RunStatus.PAUSED,
         )
         assert node(stepped, "c").status is NodeStatus.CREATED
         await handle.signal(GraphWorkflow.resume)
