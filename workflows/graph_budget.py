@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -21,6 +22,7 @@ from workflows.limits import (
     MATCHES_COST_FACTOR,
     MATCHES_READ_BYTES,
     Limits,
+    read_weight,
     referenced_names,
 )
 
@@ -39,6 +41,15 @@ class ReadBudget:
         self._read = 0
         self._since = 0  # history length when the count began
         self._yielding: asyncio.Task[None] | None = None
+
+    def weigh(self, variables: dict[str, Any]) -> dict[str, int]:
+        """Weigh every variable; the JSON size of each output (all but `input`)."""
+        sizes = {}
+        for name, value in variables.items():
+            size, self.weights[name] = read_weight(value)
+            if name != "input":
+                sizes[name] = size
+        return sizes
 
     def cost(self, sources: Iterable[str]) -> int:
         total = 0

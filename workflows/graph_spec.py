@@ -480,3 +480,27 @@ def _walk(start: str, neighbours: Any) -> set[str]:
                 seen.add(nxt)
                 queue.append(nxt)
     return seen
+
+
+def run_input_problem(
+    spec: GraphSpec, value: dict[str, Any], limits: Limits, check_schema: bool = True
+) -> str | None:
+    """What makes a run's pinned spec and input unrunnable (the worker checks again what the
+    gateway checked): a spec that does not validate (tools aside: the worker does not know the
+    gateway's registry; an unknown tool fails its node), an input over the run's limits or not
+    matching the graph's input schema."""
+    checked = validate(spec, None, limits)
+    if not checked.ok:
+        listed = "; ".join(f"{p.path}: {p.message}" for p in checked.problems[:5])
+        more = len(checked.problems) - 5
+        return f"the graph is not valid: {listed}" + (f" (and {more} more)" if more > 0 else "")
+    problems = json_problems(
+        value, max_depth=limits.max_input_depth, max_bytes=limits.max_input_bytes
+    )
+    if not problems and check_schema:
+        problems = input_problems(spec.input_schema, value)
+    if problems:
+        return "the graph's input is not acceptable: " + "; ".join(
+            f"{path}: {message}" for path, message in problems[:5]
+        )
+    return None

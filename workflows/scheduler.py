@@ -171,7 +171,10 @@ class Scheduler:
         """Start a ready node (the first in, first out, unless named) and count the step."""
         node_id = node_id if node_id is not None else self.state.ready[0]
         if max_steps is not None and self.state.steps + 1 > max_steps:
-            raise MaxStepsReached(node_id)
+            raise MaxStepsReached(
+                f"the graph executed max_steps={max_steps} nodes without finishing "
+                f"(next was {node_id!r})"
+            )
         self.state.ready.remove(node_id)
         self.state.steps += 1
         self.state.phases[node_id] = "running"

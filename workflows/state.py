@@ -284,3 +284,16 @@ class GraphInput(RunSettings):
     # Set only by continue-as-new: the state and event stream the next run resumes from.
     state: GraphState | None = None
     stream: WorkflowStreamState | None = None
+
+    def new_state(self, run_id: str, now: datetime) -> GraphState:
+        spec = self.spec
+        return GraphState(
+            run_id=run_id,
+            tenant=self.tenant,
+            graph=spec.name,
+            version=spec.version,
+            variables={"input": self.input, "vars": {}},
+            nodes=[NodeState(id=n.id, name=n.id, type=n.type, created_at=now) for n in spec.nodes],
+            created_at=now,
+            updated_at=now,
+        )

@@ -61,7 +61,7 @@ async def test_loop_bound_fails_the_run_clearly(client: Client, settings: Settin
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
         state = await graph_state(handle)
-    assert "max_steps=5" in str(failed.value.cause)
+    assert "max_steps=5 nodes without finishing" in str(failed.value.cause)
     assert state.status is RunStatus.FAILED and state.steps == 5  # the sixth never started
 
 
