@@ -238,6 +238,125 @@ UNRUNNABLE = {
     ],
 }
 
+
+def _ask(node_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": "human_input", "config": {"question": f"{node_id}?"}, **extra}
+
+
+def _set(node_id: str, expression: str = "1") -> dict[str, Any]:
+    return {"id": node_id, "type": "transform", "config": {"set": {node_id: expression}}}
+
+
+def _edges(*pairs: str) -> list[dict[str, Any]]:
+    return [{"source": p.split(">")[0], "target": p.split(">")[1]} for p in pairs]
+
+
+async def _graph_state(h: WorkflowHandle[Any, Any], done: Callable[[Any], bool]) -> Any:
+    for _ in range(600):
+        state = await h.query(GraphWorkflow.get_state)
+        if done(state):
+            return state
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{h.id} never reached the state awaited")
+
+
+async def _start_graph(
+    c: Client, tq: str, spec: dict[str, Any], workflow_id: str | None = None, **options: Any
+) -> WorkflowHandle[Any, Any]:
+    checked = validate(spec, ["calculator", "search_docs"])
+    assert checked.spec is not None, checked.problems
+    return await c.start_workflow(
+        GraphWorkflow.run,
+        GraphInput(spec=checked.spec, **options),
+        id=workflow_id or f"replay-graph-{uuid.uuid4().hex}",
+        task_queue=tq,
+    )
+
+
+async def questions_by_node(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    """Two questions open at once; a pause and resume meanwhile; answered by node id."""
+    spec = {
+        "name": "two_questions",
+        "entry": "start",
+        "nodes": [_set("start"), _ask("budget"), _ask("dates"), _set("plan")],
+        "edges": _edges("start>budget", "start>dates", "budget>plan", "dates>plan"),
+    }
+    h = await _start_graph(c, tq, spec)
+    await _graph_state(h, lambda s: len(s.questions) == 2)
+    await h.signal(GraphWorkflow.pause)
+    await h.execute_update(GraphWorkflow.submit_input, UserInput(text="May", node_id="dates"))
+    await _graph_state(h, lambda s: len(s.questions) == 1)
+    await h.signal(GraphWorkflow.resume)
+    await h.signal(GraphWorkflow.provide_input, {"text": "2000", "node_id": "budget"})
+    return h
+
+
+async def breakpoint_step(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    spec = {
+        "name": "stepped",
+        "entry": "a",
+        "nodes": [_set("a"), _set("b"), _set("c")],
+        "edges": _edges("a>b", "b>c"),
+    }
+    h = await _start_graph(c, tq, spec, breakpoints=["b"])
+    await _graph_state(h, lambda s: s.status is RunStatus.PAUSED)
+    await h.signal(GraphWorkflow.step)
+    await _graph_state(h, lambda s: s.variables.get("b") and s.status is RunStatus.PAUSED)
+    await h.signal(GraphWorkflow.resume)
+    return h
+
+
+# A question that times out, handled by a failure edge.
+QUESTION_TIMEOUT = {
+    "name": "question_timeout",
+    "entry": "ask",
+    "nodes": [_ask("ask", timeout_s=1), _set("fallback", "ask.metadata.error")],
+    "edges": [{"source": "ask", "target": "fallback", "on": "failure"}],
+}
+# A loop of tool calls that continues as new twice or more (history_threshold is low).
+TOOL_LOOP = {
+    "name": "tool_loop",
+    "entry": "count",
+    "max_steps": 100,
+    "nodes": [
+        {
+            "id": "count",
+            "type": "transform",
+            "config": {"set": {"i": "has(vars.i) ? vars.i + 1 : 1"}},
+        },
+        {
+            "id": "calc",
+            "type": "tool",
+            "config": {"tool": "calculator", "args": {"expression": "string(vars.i) + ' * 2'"}},
+        },
+        _set("done"),
+    ],
+    "edges": [
+        *_edges("count>calc"),
+        {"source": "calc", "target": "count", "when": "vars.i < 20"},
+        {"source": "calc", "target": "done", "when": "vars.i >= 20"},
+    ],
+}
+
+
+async def agent_child(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    spec = {
+        "name": "with_agent",
+        "entry": "trip",
+        "nodes": [{"id": "trip", "type": "agent", "config": {"query": "Plan my trip to Lisbon"}}],
+    }
+    # Replay runs a history under its file's name, and the child's id derives from the run's.
+    h = await _start_graph(c, tq, spec, workflow_id="graph_agent_child")
+    state = await _graph_state(h, lambda s: s.nodes[0].child_run_id is not None)
+    child = c.get_workflow_handle(state.nodes[0].child_run_id)
+    for _ in range(300):
+        if (await child.query(AgentWorkflow.get_state)).status is RunStatus.WAITING_FOR_INPUT:
+            break
+        await asyncio.sleep(0.05)
+    await child.execute_update(AgentWorkflow.submit_input, UserInput(text="Museums"))
+    return h
+
+
 GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
     "triage": lambda c, tq: _graph(c, tq, "triage", {"ticket": "refund please"}),
     # Recorded after the worker began enforcing limits (`enforce-limits-in-worker` marker).
@@ -247,6 +366,12 @@ GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any,
     "unrunnable": lambda c, tq: _inline_graph(c, tq, UNRUNNABLE),
     "draft_review_loop": lambda c, tq: _graph(c, tq, "draft_review", {"topic": "tea"}),
     "approval_input": lambda c, tq: _graph(c, tq, "approval", {"announcement": "v2"}, "yes"),
+    # Recorded with the v2 engine (`graph-engine-v2`, `graph-continue-as-new` markers).
+    "questions_by_node": questions_by_node,
+    "breakpoint_step": breakpoint_step,
+    "question_timeout": lambda c, tq: _start_graph(c, tq, QUESTION_TIMEOUT),
+    "loop_continue_as_new": lambda c, tq: _start_graph(c, tq, TOOL_LOOP, history_threshold=60),
+    "agent_child": agent_child,
 }
 
 
@@ -272,7 +397,10 @@ async def record(address: str, only: set[str] | None = None) -> None:
                 continue
             handle = await graph_scenario(client, settings.task_queue)
             await _finish(handle)
-            history = await handle.fetch_history()
+            # The first run's history (a continue-as-new is stored as its hand-over).
+            history = await client.get_workflow_handle(
+                handle.id, run_id=handle.result_run_id
+            ).fetch_history()
             (HISTORIES / f"graph_{name}.json").write_text(history.to_json())
             sys.stdout.write(f"recorded graph_{name}.json ({len(history.events)} events)\n")
     if only and "activity_failure" not in only:

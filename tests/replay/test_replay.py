@@ -43,6 +43,12 @@ def test_every_path_has_a_recorded_history() -> None:
         "graph_inline_loop",
         "graph_parallel_bound",
         "graph_unrunnable",
+        # recorded with the v2 graph engine
+        "graph_questions_by_node",
+        "graph_breakpoint_step",
+        "graph_question_timeout",
+        "graph_loop_continue_as_new",
+        "graph_agent_child",
     } <= names
 
 
