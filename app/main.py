@@ -20,6 +20,7 @@ from app.graph_catalog import load_catalog
 from app.limits import BodySizeLimit
 from app.routes import events, graphs, health, runs
 from app.secret import load_secret
+from app.yaml_bodies import YamlBodies
 from config import Settings, get_settings, parse_api_keys
 from temporal_client import connect, ensure_search_attributes
 
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tool_names = default_registry(settings.knowledge_dir, settings.notes_file).names()
     app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names)
     install_error_handlers(app)
+    # Inside the size limit: a YAML body is bounded before it is read.
+    app.add_middleware(YamlBodies, paths=frozenset({"/api/v1/runs", "/api/v1/graphs/validate"}))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(runs.router)

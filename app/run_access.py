@@ -35,7 +35,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from app.errors import ApiError, InvalidState, RunNotFound, TemporalUnavailable, translate_rpc_error
 from config import Settings
 from shared import RUN_KIND, TENANT
-from workflows.state import TERMINAL_STATUSES, AgentState, GraphState, RunStateBase, RunStatus
+from workflows.state import (
+    TERMINAL_STATUSES,
+    AgentState,
+    GraphState,
+    NodeStatus,
+    RunStateBase,
+    RunStatus,
+)
 
 STUCK: Literal["stuck"] = "stuck"
 ViewStatus = RunStatus | Literal["stuck"]
@@ -360,3 +367,28 @@ async def closed_or(
     if verb == "input":
         return InvalidState(f"the run is {read.status}, not waiting for input")
     return InvalidState(f"the run is {read.status} and cannot be {verb}")
+
+
+async def child_questions(
+    client: Client, state: GraphState, settings: Settings
+) -> list[tuple[str, str, AgentState]]:
+    """(node id, child run id, child state) of each agent node whose child run waits for
+    input: its question is answered through the graph run's input, with the node's id."""
+    found = []
+    for node in state.nodes:
+        if node.type != "agent" or node.status is not NodeStatus.EXECUTING:
+            continue
+        if node.child_run_id is None:
+            continue
+        try:
+            raw = await client.get_workflow_handle(node.child_run_id).query(
+                "get_state",
+                result_type=dict,
+                rpc_timeout=timedelta(seconds=settings.query_timeout_s),
+            )
+            child = AgentState.model_validate(raw)
+        except (RPCError, WorkflowQueryFailedError, RuntimeError, ValidationError):
+            continue  # a child that cannot answer now is shown by its own id
+        if child.status is RunStatus.WAITING_FOR_INPUT and child.question:
+            found.append((node.id, node.child_run_id, child))
+    return found

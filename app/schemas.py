@@ -48,13 +48,21 @@ class RunCreate(BaseModel):
     input: dict[str, Any] | None = Field(
         default=None, description="A graph run's input (the `input` variable of its expressions)."
     )
+    breakpoints: list[str] | Literal["*"] | None = Field(
+        default=None,
+        max_length=1000,
+        description='Graph runs, step-through debugging: pause before these node ids ("*": before '
+        "every node). `POST .../resume` goes on; `POST .../step` runs one node and pauses again.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> RunCreate:
         if (self.query is None) == (self.graph is None):
             raise ValueError("give either `query` (an agent run) or `graph` (a graph run)")
-        if self.query is not None and self.input is not None:
-            raise ValueError("`input` belongs to graph runs; an agent run takes only `query`")
+        if self.query is not None and (self.input is not None or self.breakpoints is not None):
+            raise ValueError(
+                "`input` and `breakpoints` belong to graph runs; an agent run takes only `query`"
+            )
         return self
 
 
@@ -70,10 +78,22 @@ class RunCreated(BaseModel):
 class InputBody(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"text": "The budget is 2,000 euros."}]},
+        json_schema_extra={
+            "examples": [
+                {"text": "The budget is 2,000 euros."},
+                {"text": "yes", "node_id": "approval"},
+            ]
+        },
     )
 
     text: str = Field(min_length=1, description="The answer to the run's question.")
+    node_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Graph runs: the waiting node this answers (one of `questions`); optional "
+        "when exactly one question is open. An `agent` node's id forwards the answer to its "
+        "child run.",
+    )
 
 
 class ControlAccepted(BaseModel):
@@ -95,6 +115,9 @@ class NodeView(BaseModel):
     attempts: int = 0
     runs: int = 0
     usage: UsageView | None = None
+    child_run_id: str | None = Field(
+        default=None, description="Agent nodes: the child run's id, from the moment it starts."
+    )
 
 
 class UsageView(BaseModel):
@@ -115,6 +138,18 @@ class EventView(BaseModel):
     at: datetime
     kind: str
     message: str
+
+
+class QuestionView(BaseModel):
+    node_id: str = Field(description="Answer with this `node_id` in `POST .../input`.")
+    question: str
+    asked_at: datetime
+    deadline: datetime | None = None
+    run_id: str | None = Field(
+        default=None,
+        description="Set when an agent node's child run asks (answered through "
+        "this run's input with the node's id, or the child's own id).",
+    )
 
 
 class RunView(BaseModel):
@@ -146,6 +181,10 @@ class RunView(BaseModel):
     variables: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     waiting_node: str | None = None
+    questions: list[QuestionView] = Field(
+        default_factory=list, description="Graph runs: every open question, oldest first."
+    )
+    paused: bool = False
     steps: int | None = None
 
     @classmethod
@@ -182,6 +221,7 @@ class RunView(BaseModel):
             "events": [EventView.model_validate(e.model_dump()) for e in state.events],
             "created_at": state.created_at,
             "updated_at": state.updated_at,
+            "paused": state.paused,
         }
         if isinstance(state, GraphState):
             return cls(
@@ -191,6 +231,7 @@ class RunView(BaseModel):
                 variables=state.variables,
                 outputs=state.outputs,
                 waiting_node=state.waiting_node,
+                questions=[QuestionView.model_validate(q.model_dump()) for q in state.questions],
                 steps=state.steps,
             )
         assert isinstance(state, AgentState)
@@ -251,6 +292,9 @@ class GraphSummary(BaseModel):
     description: str
     nodes: int
     entry: str
+    input_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema the run's `input` must match (checked at start)."
+    )
 
     @classmethod
     def from_spec(cls, spec: GraphSpec) -> GraphSummary:
@@ -260,6 +304,7 @@ class GraphSummary(BaseModel):
             description=spec.description.strip(),
             nodes=len(spec.nodes),
             entry=spec.entry,
+            input_schema=spec.input_schema,
         )
 
 

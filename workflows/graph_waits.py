@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from workflows.run_control import RunControl
+from workflows.run_control import InputProblem, RunControl
 from workflows.state import (
     TERMINAL_STATUSES,
     GraphState,
@@ -65,19 +65,18 @@ class NodeWaits(RunControl):
         state.waiting_node = first.node_id if first else None
         state.waiting_since = first.asked_at if first else None
 
-    def _input_problem(self, payload: UserInput) -> tuple[str, str] | None:
+    def _input_problem(self, payload: UserInput) -> InputProblem | None:
         waiting = [q.node_id for q in self._state.questions]
         if payload.node_id is None and len(waiting) > 1:
-            return "InvalidInput", (
-                f"{len(waiting)} nodes wait for input ({', '.join(waiting)}); "
-                "say which one with node_id"
-            )
+            which = f"{len(waiting)} nodes wait for input ({', '.join(waiting)})"
+            return InputProblem("InvalidInput", f"{which}; say which one with node_id", "node_id")
         if payload.node_id is not None and payload.node_id not in waiting:
             listed = f"; waiting: {', '.join(waiting)}" if waiting else ""
-            return "InvalidState", f"node {payload.node_id!r} is not waiting for input{listed}"
+            message = f"node {payload.node_id!r} is not waiting for input{listed}"
+            return InputProblem("InvalidState", message, "node_id")
         if not waiting:
             status = self._state.status.value
-            return "InvalidState", f"the run is {status}, not waiting for input"
+            return InputProblem("InvalidState", f"the run is {status}, not waiting for input")
         return self._text_problem(payload.text)
 
     def _accept_input(self, payload: UserInput) -> None:

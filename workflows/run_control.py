@@ -5,6 +5,7 @@ it; Temporal registers the handlers of a base class like the class's own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
@@ -44,6 +45,16 @@ FINAL_STREAM_BYTES = 256 * 1024
 MAX_EVENTS = 500
 
 
+@dataclass(frozen=True)
+class InputProblem:
+    """Why an input is refused: `type` InvalidState (not now) or InvalidInput (not this), and
+    the payload's field at fault."""
+
+    type: str
+    message: str
+    field: str = "text"
+
+
 class RunFailure(Exception):
     """The run cannot go on; its message is what users read in `errors`."""
 
@@ -72,7 +83,7 @@ class RunControl:
         # Raising here rejects the update before anything is written to history.
         problem = self._input_problem(payload)
         if problem is not None:
-            raise ApplicationError(problem[1], type=problem[0])
+            raise ApplicationError(problem.message, {"field": problem.field}, type=problem.type)
 
     # Signals take any number of arguments of any shape: operators type them by hand
     # (`temporal workflow signal`, with no `--input` or several), and a handler whose signature
@@ -96,7 +107,7 @@ class RunControl:
             return
         problem = self._input_problem(payload)
         if problem is not None:
-            workflow.logger.warning("ignored provide_input: %s", problem[1])
+            workflow.logger.warning("ignored provide_input: %s", problem.message)
             return
         self._accept_input(payload)
 
@@ -123,17 +134,18 @@ class RunControl:
         self._step_once = True
         self._log_event("control", "step requested")
 
-    def _input_problem(self, payload: UserInput) -> tuple[str, str] | None:
+    def _input_problem(self, payload: UserInput) -> InputProblem | None:
+        if payload.node_id is not None:
+            message = "this run has no nodes to answer: leave node_id out"
+            return InputProblem("InvalidInput", message, "node_id")
         status = self._state.status
         if status is not RunStatus.WAITING_FOR_INPUT:
-            return "InvalidState", f"the run is {status.value}, not waiting for input"
+            return InputProblem("InvalidState", f"the run is {status.value}, not waiting for input")
         return self._text_problem(payload.text)
 
-    def _text_problem(self, text: str) -> tuple[str, str] | None:
+    def _text_problem(self, text: str) -> InputProblem | None:
         problem = text_problem(text, self._max_input_chars)
-        if problem is not None:
-            return "InvalidInput", problem
-        return None
+        return InputProblem("InvalidInput", problem) if problem is not None else None
 
     def _accept_input(self, payload: UserInput) -> None:
         self._on_input(payload.text.strip())

@@ -153,6 +153,8 @@ class RunEvent(BaseModel):
 
 # The longest any run may wait for a person (a year and a day).
 MAX_INPUT_TIMEOUT_S = 366 * 24 * 3600
+# The longest answer any run may be configured to take.
+MAX_INPUT_CHARS = 100_000
 
 
 class Reflection(BaseModel):
@@ -207,7 +209,7 @@ class RunSettings(BaseModel):
     it started with. Bounded: a worker decodes what anyone may have started a run with."""
 
     input_timeout_s: float = Field(default=7 * 24 * 3600, gt=0, le=MAX_INPUT_TIMEOUT_S)
-    max_input_chars: int = Field(default=8000, ge=1, le=100_000)
+    max_input_chars: int = Field(default=8000, ge=1, le=MAX_INPUT_CHARS)
     max_context_rounds: int = Field(default=3, ge=0, le=20)
     reflection_threshold: float = Field(default=0.7, ge=0, le=1)
     max_reflection_retries: int = Field(default=1, ge=0, le=10)

@@ -11,6 +11,7 @@ from app.deps import AppSettings
 from app.errors import GraphNotFound, InvalidGraph
 from app.routes.runs import ERRORS
 from app.schemas import GraphSummary, GraphValidation
+from app.yaml_bodies import yaml_body
 from workflows.graph_spec import GraphSpec, validate
 
 router = APIRouter(prefix="/api/v1/graphs", tags=["graphs"])
@@ -52,6 +53,7 @@ async def get_graph(
     response_model=GraphValidation,
     responses=ERRORS,
     summary="Validate a graph definition (all problems at once; nothing runs)",
+    openapi_extra=yaml_body(),
 )
 async def validate_graph(
     request: Request,

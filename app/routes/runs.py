@@ -31,6 +31,7 @@ from app.errors import (
 )
 from app.run_access import (
     RUN_WORKFLOW_TYPES,
+    child_questions,
     closed_or,
     describe_owned,
     load_run,
@@ -42,6 +43,7 @@ from app.schemas import (
     ControlAccepted,
     ErrorBody,
     InputBody,
+    QuestionView,
     RunCreate,
     RunCreated,
     RunList,
@@ -49,16 +51,19 @@ from app.schemas import (
     RunView,
 )
 from app.secret import mac, open_token, sign_token
+from app.yaml_bodies import yaml_body
 from config import Settings
 from shared import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
-from workflows.graph_spec import GraphSpec, validate
+from workflows.graph_spec import GraphSpec, input_problems, validate
 from workflows.limits import json_problems, text_problem
 from workflows.state import (
+    MAX_INPUT_CHARS,
     TERMINAL_STATUSES,
     AgentInput,
     GraphInput,
+    GraphState,
     RunStatus,
     Stage,
     UserInput,
@@ -118,6 +123,25 @@ def _graph_spec(
     return checked.spec
 
 
+def _check_graph_start(spec: GraphSpec, body: RunCreate) -> None:
+    """422 for an input the graph's `input_schema` refuses, or breakpoints on unknown nodes."""
+    problems = input_problems(spec.input_schema, body.input or {}, path="body.input")
+    if problems:
+        raise InvalidInput(
+            f"the input does not match the graph's input_schema ({len(problems)} problem(s))",
+            [{"path": path, "message": message} for path, message in problems],
+        )
+    if isinstance(body.breakpoints, list):
+        ids = {node.id for node in spec.nodes}
+        unknown = [
+            {"path": f"body.breakpoints[{i}]", "message": f"{node_id!r} is not a node of the graph"}
+            for i, node_id in enumerate(body.breakpoints)
+            if node_id not in ids
+        ]
+        if unknown:
+            raise InvalidInput("breakpoints name nodes the graph does not have", unknown)
+
+
 def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttributes:
     # Set at start so that a new run is listed (and filtered) before its first workflow task.
     pairs: list[SearchAttributePair[Any]] = [
@@ -137,6 +161,7 @@ def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttr
     response_model=RunCreated,
     responses={**ERRORS, 200: {"model": RunCreated, "description": "Idempotent replay"}},
     summary="Start an agent run (`query`) or a graph run (`graph` + `input`)",
+    openapi_extra=yaml_body("RunCreate"),
 )
 async def create_run(
     body: RunCreate,
@@ -177,11 +202,14 @@ async def create_run(
                 [{"path": path, "message": message} for path, message in problems],
             )
         kind, workflow_run = "graph", GraphWorkflow.run
+        spec = _graph_spec(body.graph, request, settings)
+        _check_graph_start(spec, body)
         workflow_input = GraphInput(
-            spec=_graph_spec(body.graph, request, settings),
+            spec=spec,
             input=body.input or {},
             tenant=tenant,
             limits=limits,
+            breakpoints=body.breakpoints or [],
             **settings.run_settings().model_dump(),
         )
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
@@ -321,7 +349,43 @@ def _quote(value: str) -> str:
 async def get_run(
     run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
 ) -> RunView:
-    return RunView.from_read(await load_run(client, run_id, settings, tenant))
+    read = await load_run(client, run_id, settings, tenant)
+    view = RunView.from_read(read)
+    if isinstance(read.state, GraphState) and read.status not in TERMINAL_STATUSES:
+        # A question an agent node's child asks is the graph run's question too.
+        for node_id, child_id, child in await child_questions(client, read.state, settings):
+            asked = QuestionView(
+                node_id=node_id,
+                question=child.question or "",
+                asked_at=child.waiting_since or child.updated_at,
+                run_id=child_id,
+            )
+            view.questions.append(asked)
+    return view
+
+
+async def _input_target(
+    client: TemporalClient,
+    run_id: str,
+    node_id: str | None,
+    settings: Settings,
+    tenant: str | None,
+) -> tuple[str, str | None]:
+    """Where an answer to a graph run goes: the run itself (a waiting node), or the child run
+    of an agent node (named, or the only child that waits): (run id, node id)."""
+    read = await load_run(client, run_id, settings, tenant)
+    state = read.state
+    if not isinstance(state, GraphState) or (
+        node_id is not None and any(q.node_id == node_id for q in state.questions)
+    ):
+        return run_id, node_id
+    if node_id is None and state.questions:
+        return run_id, None  # the run's own questions first; its validator picks
+    children = await child_questions(client, state, settings)
+    chosen = [c for c in children if node_id is None or c[0] == node_id]
+    if len(chosen) == 1:
+        return chosen[0][1], None
+    return run_id, node_id  # the run's validator says what is wrong
 
 
 @router.post(
@@ -350,7 +414,8 @@ async def submit_input(
         ),
     ] = None,
 ) -> ControlAccepted:
-    check_text(body.text, settings.max_input_chars, "body.text")
+    # The run's own limit (pinned when it started) is its validator's to check.
+    check_text(body.text, MAX_INPUT_CHARS, "body.text")
     description = await describe_owned(client, run_id, settings, tenant)
     failure = await task_failure(client, description, settings)
     if failure is not None:
@@ -360,23 +425,29 @@ async def submit_input(
         )
     if await never_ran(client, description, settings):
         raise InvalidState("the run is pending, not waiting for input")
+    target, node_id = run_id, body.node_id
+    if description.workflow_type == "GraphWorkflow":
+        target, node_id = await _input_target(client, run_id, body.node_id, settings, tenant)
     # With a key, the update id is derived from (tenant, run, key): Temporal answers a repeated
     # update id with the stored outcome of the first, so a retry applies the input only once.
     update_id = None
     if idempotency_key is not None:
         update_id = f"input-{mac(secret, 'input', tenant or '', run_id, idempotency_key)[:32]}"
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+    handle = client.get_workflow_handle_for(AgentWorkflow.run, target)
     try:
         accepted = await handle.execute_update(
             AgentWorkflow.submit_input,
-            UserInput(text=body.text),
+            UserInput(text=body.text, node_id=node_id),
             id=update_id,
             rpc_timeout=timedelta(seconds=settings.query_timeout_s),
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":
-            raise InvalidInput(cause.message) from None
+            detail = cause.details[0] if cause.details else None
+            field = detail.get("field", "text") if isinstance(detail, dict) else "text"
+            problem = {"path": f"body.{field}", "message": cause.message}
+            raise InvalidInput(cause.message, [problem]) from None
         if isinstance(cause, ApplicationError) and cause.type == "InvalidState":
             raise InvalidState(cause.message) from None
         raise InvalidState("the run rejected the input", {"reason": str(cause)}) from None
@@ -385,40 +456,47 @@ async def submit_input(
     return ControlAccepted(run_id=run_id, status=accepted.status)
 
 
-@router.post(
-    "/{run_id}/pause",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ControlAccepted,
-    responses=ERRORS,
-    summary="Hold a run before its next activity",
-)
-async def pause_run(
-    run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
-) -> ControlAccepted:
-    read = await load_run(client, run_id, settings, tenant)
-    require_active(read, "paused")
-    if read.paused:
-        raise InvalidState(f"the run is already paused (status {read.status})")
-    await _signal(client, run_id, settings, tenant, AgentWorkflow.pause)
-    return ControlAccepted(run_id=run_id, status=read.status)
+# Pause, resume and step: the same request, one table.
+_CONTROLS = {
+    # action: (signal, needs the run paused, summary)
+    "pause": (AgentWorkflow.pause, False, "Hold a run before its next activity (or node)"),
+    "resume": (AgentWorkflow.resume, True, "Let a paused run go on"),
+    "step": (
+        AgentWorkflow.step,
+        True,
+        "Let a paused run start exactly one more node (or activity), then hold again",
+    ),
+}
 
 
-@router.post(
-    "/{run_id}/resume",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ControlAccepted,
-    responses=ERRORS,
-    summary="Let a paused run go on",
-)
-async def resume_run(
-    run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
-) -> ControlAccepted:
-    read = await load_run(client, run_id, settings, tenant)
-    require_active(read, "resumed")
-    if not read.paused:
-        raise InvalidState(f"the run is not paused (status {read.status})")
-    await _signal(client, run_id, settings, tenant, AgentWorkflow.resume)
-    return ControlAccepted(run_id=run_id, status=read.status)
+def _control_route(action: str) -> None:
+    signal, needs_paused, summary = _CONTROLS[action]
+
+    async def control(
+        run_id: RunId, client: TemporalClient, settings: AppSettings, tenant: Tenant
+    ) -> ControlAccepted:
+        read = await load_run(client, run_id, settings, tenant)
+        require_active(read, {"pause": "paused", "resume": "resumed", "step": "stepped"}[action])
+        if read.paused != needs_paused:
+            state = "is not paused" if needs_paused else "is already paused"
+            raise InvalidState(f"the run {state} (status {read.status})")
+        await _signal(client, run_id, settings, tenant, signal)
+        return ControlAccepted(run_id=run_id, status=read.status)
+
+    router.add_api_route(
+        f"/{{run_id}}/{action}",
+        control,
+        methods=["POST"],
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=ControlAccepted,
+        responses=ERRORS,
+        summary=summary,
+        name=f"{action}_run",
+    )
+
+
+for _action in _CONTROLS:
+    _control_route(_action)
 
 
 @router.post(
