@@ -15,17 +15,13 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.base import agent_activities
 from activities.llm import LLMProvider, OfflineProvider
 from activities.tools.registry import ToolRegistry, default_registry
 from config import Settings, get_settings
+from plugin import DurableAgentPlugin
 from temporal_client import connect, ensure_search_attributes
-from workflows.agent import AgentWorkflow
-from workflows.graph import GraphWorkflow
 
 logger = logging.getLogger("durable_agent.worker")
-
-WORKFLOWS = [AgentWorkflow, GraphWorkflow]
 
 
 def build_provider(settings: Settings) -> LLMProvider:
@@ -56,14 +52,15 @@ def build_worker(
     task_queue: str | None = None,
     workflows: list[type] | None = None,
 ) -> Worker:
+    plugin = DurableAgentPlugin(
+        provider or build_provider(settings),
+        tools or default_registry(settings.knowledge_dir, settings.notes_file),
+        workflows=workflows,
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=workflows or WORKFLOWS,
-        activities=agent_activities(
-            provider or build_provider(settings),
-            tools or default_registry(settings.knowledge_dir, settings.notes_file),
-        ),
+        plugins=[plugin],
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
         sticky_queue_schedule_to_start_timeout=timedelta(

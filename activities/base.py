@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -40,28 +40,3 @@ class StageActivities:
                 {"attempt": activity.info().attempt},
                 type=type(exc).__name__,
             ) from exc
-
-
-def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callable[..., Any]]:
-    """Every activity (agent pipeline and graph nodes), bound to one provider and tool registry."""
-    from activities.context import ContextActivities
-    from activities.executor import ExecutorActivities
-    from activities.graph_nodes import GraphNodeActivities, graph_yield
-    from activities.intent import IntentActivities
-    from activities.reflection import ReflectionActivities
-
-    intent = IntentActivities(provider, tools)
-    context = ContextActivities(provider, tools)
-    executor = ExecutorActivities(provider, tools)
-    reflection = ReflectionActivities(provider, tools)
-    graph = GraphNodeActivities(provider, tools)
-    return [
-        graph_yield,
-        graph.graph_llm,
-        intent.analyze_intent,
-        context.assess_context,
-        context.run_tool,
-        executor.make_plan,
-        executor.run_step,
-        reflection.reflect,
-    ]

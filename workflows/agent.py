@@ -155,16 +155,11 @@ class AgentWorkflow(RunControl):
         return self._state
 
     async def _continue_as_new(self) -> None:
-        self._stream.detach_pollers()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        stream = self._stream.get_state()
-        if len(stream.log) > MAX_STREAM_ITEMS:
-            drop = len(stream.log) - MAX_STREAM_ITEMS
-            stream.base_offset += drop
-            stream.log = stream.log[drop:]
-        workflow.continue_as_new(
-            self._inp.model_copy(update={"state": self._state, "stream": stream})
-        )
+        log = self._stream.get_state()
+        if len(log.log) > MAX_STREAM_ITEMS:  # the next run carries the newest items
+            self._stream.truncate(log.base_offset + len(log.log) - MAX_STREAM_ITEMS)
+        inp = self._inp.model_copy(update={"state": self._state})
+        await self._stream.continue_as_new(lambda s: [inp.model_copy(update={"stream": s})])
 
     def _history_too_long(self) -> bool:
         info = workflow.info()

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from devstack.processes import temporal_binary
+from plugin import DurableAgentPlugin
 from temporal_client import ensure_search_attributes
 from tests.integration.runs import start_run, wait_for_status
 from worker import build_worker
@@ -29,7 +29,7 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
             "--dynamic-config-value",
             "frontend.WorkflowTimeSkippingEnabled=true",
         ],
-        data_converter=pydantic_data_converter,
+        plugins=[DurableAgentPlugin()],
     )
     async with env:
         await ensure_search_attributes(env.client, "default")

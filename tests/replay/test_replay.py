@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.agent import AgentWorkflow
-from workflows.graph import GraphWorkflow
+from plugin import DurableAgentPlugin
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
 
@@ -59,9 +57,7 @@ def _load(path: Path) -> WorkflowHistory:
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
     history = _load(path)
-    replayer = Replayer(
-        workflows=[AgentWorkflow, GraphWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[], plugins=[DurableAgentPlugin()])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
     assert len(history.events) > 3

@@ -7,11 +7,11 @@ import uuid
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from config import Settings
+from plugin import DurableAgentPlugin
 from tests.integration.runs import wait_for_status
 from tests.replay.versions import AgentWorkflowBeforeChange, AgentWorkflowUnguardedChange
 from worker import build_worker
@@ -26,7 +26,7 @@ def _history(name: str) -> WorkflowHistory:
 
 
 async def _replay(workflow: type, name: str) -> Exception | None:
-    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[], plugins=[DurableAgentPlugin(workflows=[workflow])])
     result = await replayer.replay_workflow(_history(name), raise_on_replay_failure=False)
     return result.replay_failure
 

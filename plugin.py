@@ -1,0 +1,66 @@
+"""The durable-agent Temporal plugin: everything a worker or a replayer needs to host our runs
+(the workflows, every activity bound to one LLM provider and one tool registry, and the
+pydantic data converter), in one object.
+
+    Worker(client, task_queue=..., plugins=[DurableAgentPlugin(provider, tools)])
+    Replayer(workflows=[], plugins=[DurableAgentPlugin()])
+    Client.connect(address, plugins=[DurableAgentPlugin()])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.plugin import SimplePlugin
+
+from activities.context import ContextActivities
+from activities.executor import ExecutorActivities
+from activities.graph_nodes import GraphNodeActivities, graph_yield
+from activities.intent import IntentActivities
+from activities.llm import LLMProvider
+from activities.reflection import ReflectionActivities
+from activities.tools.registry import ToolRegistry
+from workflows.agent import AgentWorkflow
+from workflows.graph import GraphWorkflow
+
+WORKFLOWS: list[type] = [AgentWorkflow, GraphWorkflow]
+
+
+def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callable[..., Any]]:
+    """Every activity (agent pipeline and graph nodes), bound to one provider and tool registry."""
+    intent = IntentActivities(provider, tools)
+    context = ContextActivities(provider, tools)
+    executor = ExecutorActivities(provider, tools)
+    reflection = ReflectionActivities(provider, tools)
+    graph = GraphNodeActivities(provider, tools)
+    return [
+        graph_yield,
+        graph.graph_llm,
+        intent.analyze_intent,
+        context.assess_context,
+        context.run_tool,
+        executor.make_plan,
+        executor.run_step,
+        reflection.reflect,
+    ]
+
+
+class DurableAgentPlugin(SimplePlugin):
+    def __init__(
+        self,
+        provider: LLMProvider | None = None,
+        tools: ToolRegistry | None = None,
+        *,
+        workflows: Sequence[type] | None = None,
+    ) -> None:
+        """`provider` and `tools` are what the activities use (a replayer needs neither);
+        `workflows` replaces ours (tests of older workflow code)."""
+        activities = agent_activities(provider, tools) if provider and tools else None
+        super().__init__(
+            "durable-agent",
+            data_converter=pydantic_data_converter,
+            workflows=list(workflows or WORKFLOWS),
+            activities=activities,
+        )
