@@ -26,6 +26,8 @@ from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 
 WORKFLOWS: list[type] = [AgentWorkflow, GraphWorkflow]
+# Inputs, outputs and query results are pydantic models on the wire.
+DATA_CONVERTER = pydantic_data_converter
 
 
 def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callable[..., Any]]:
@@ -60,7 +62,7 @@ class DurableAgentPlugin(SimplePlugin):
         activities = agent_activities(provider, tools) if provider and tools else None
         super().__init__(
             "durable-agent",
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
             workflows=list(workflows or WORKFLOWS),
             activities=activities,
         )

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from devstack.processes import temporal_binary
-from plugin import DurableAgentPlugin
+from plugin import DATA_CONVERTER
 from temporal_client import ensure_search_attributes
 from tests.integration.runs import start_run, wait_for_status
 from worker import build_worker
@@ -29,7 +29,9 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
             "--dynamic-config-value",
             "frontend.WorkflowTimeSkippingEnabled=true",
         ],
-        plugins=[DurableAgentPlugin()],
+        # The converter only: the worker below brings the plugin (a client's plugins would
+        # reach its workers too, and register our workflows twice).
+        data_converter=DATA_CONVERTER,
     )
     async with env:
         await ensure_search_attributes(env.client, "default")
