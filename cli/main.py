@@ -101,7 +101,9 @@ def follow(gateway: Gateway, run_id: str, out: TextIO, answers: TextIO) -> int:
                     if done is not None:
                         return done
                     if event["type"] == "question":
-                        _answer(gateway, run_id, event["data"]["question"], printer, answers)
+                        data = event["data"]
+                        node_id = data.get("node_id")
+                        _answer(gateway, run_id, data["question"], node_id, printer, answers)
         except (httpx.TransportError, httpx.RemoteProtocolError):
             printer.progress("connection lost; reconnecting…")
             time.sleep(1)
@@ -132,11 +134,20 @@ def _show(event: dict[str, Any], printer: Printer) -> int | None:
 
 
 def _answer(
-    gateway: Gateway, run_id: str, question: str, printer: Printer, answers: TextIO
+    gateway: Gateway,
+    run_id: str,
+    question: str,
+    node_id: str | None,
+    printer: Printer,
+    answers: TextIO,
 ) -> None:
     state = gateway.call("GET", f"/api/v1/runs/{run_id}")
-    if state["status"] != "waiting_for_input" or state.get("question") != question:
-        return  # an old question, already answered (we are replaying the stream)
+    if node_id is not None:  # a graph node's question: open while other nodes run, too
+        asked = {(q["node_id"], q["question"]) for q in state.get("questions") or []}
+        if (node_id, question) not in asked:
+            return  # an old question, already answered (we are replaying the stream)
+    elif state["status"] != "waiting_for_input" or state.get("question") != question:
+        return
     printer.line(f"\n? {question}")
     while True:
         printer.out.write("> ")
@@ -151,7 +162,8 @@ def _answer(
             printer.out.write(text if text.endswith("\n") else text + "\n")  # show piped answers
         if text.strip():
             break
-    gateway.call("POST", f"/api/v1/runs/{run_id}/input", json={"text": text.strip()})
+    body = {"text": text.strip()} | ({"node_id": node_id} if node_id else {})
+    gateway.call("POST", f"/api/v1/runs/{run_id}/input", json=body)
 
 
 def cmd_run(gateway: Gateway, args: argparse.Namespace) -> int:
