@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import cel
 import jsonschema_rs
@@ -135,8 +135,10 @@ def validate(data: Any, tools: Collection[str] | None, limits: Limits | None = N
     )
     if oversized:
         return Validation(None, [Problem(path, message) for path, message in oversized])
+    shape: _Shape | GraphSpec
     try:
-        shape = _Shape.model_validate(raw)
+        # A GraphSpec was parsed when it was made (the worker's pinned spec): not again.
+        shape = data if isinstance(data, GraphSpec) else _Shape.model_validate(raw)
     except ValidationError as exc:
         found = _problems(exc, "")
         if not isinstance(raw, dict) or any(p.path in ("nodes", "edges") for p in found):
@@ -201,7 +203,12 @@ def validate(data: Any, tools: Collection[str] | None, limits: Limits | None = N
         _check_structure(entry, ids, plan, shape.max_steps, problems)
     if problems:
         return Validation(None, _unique(problems))
-    spec = data if isinstance(data, GraphSpec) else GraphSpec.model_validate(raw)
+    spec = data
+    if not isinstance(data, GraphSpec):  # from the parts checked above, not parsed again
+        header = {name: getattr(shape, name) for name in GraphHeader.model_fields}
+        spec = GraphSpec.model_construct(
+            set(raw), **header, nodes=[cast(Any, n) for _, n in nodes], edges=[e for _, e in edges]
+        )
     return Validation(spec, [], plan)
 
 
@@ -262,7 +269,9 @@ def _check_nodes(
     nodes: list[tuple[int, NodeBase]] = []
     for i, item in enumerate(items):
         where = f"nodes[{i}]"
-        node_id = item.get("id") if isinstance(item, dict) else None
+        node_id = item.id if isinstance(item, NodeBase) else None
+        if isinstance(item, dict):
+            node_id = item.get("id")
         if not node_id:
             problems.append(Problem(f"{where}.id", "node id is missing"))
         elif not isinstance(node_id, str) or not _ID.match(node_id) or node_id in _CEL_RESERVED:
@@ -282,7 +291,7 @@ def _check_nodes(
         else:
             ids[node_id] = i
         try:
-            node = NODE_ADAPTER.validate_python(item)
+            node = item if isinstance(item, NodeBase) else NODE_ADAPTER.validate_python(item)
         except ValidationError as exc:
             kind = item.get("type") if isinstance(item, dict) else None
             problems.extend(_problems(exc, where, kind if isinstance(kind, str) else None))
@@ -344,7 +353,7 @@ def _check_edges(
     edges = []
     for i, item in enumerate(items):
         try:
-            edge = EdgeSpec.model_validate(item)
+            edge = item if isinstance(item, EdgeSpec) else EdgeSpec.model_validate(item)
         except ValidationError as exc:
             problems.extend(_problems(exc, f"edges[{i}]"))
             continue
