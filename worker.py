@@ -17,8 +17,9 @@ from temporalio.worker import Worker
 
 from activities.base import agent_activities
 from activities.llm import LLMProvider, OfflineProvider
-from activities.tools.registry import ToolRegistry, default_registry
-from config import Settings, get_settings
+from activities.tools.registry import ToolRegistry
+from activities.tools.sources import ToolConfigError, build_registry
+from config import Settings, environment, get_settings
 from temporal_client import connect, ensure_search_attributes
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
@@ -47,6 +48,19 @@ def build_provider(settings: Settings) -> LLMProvider:
     )
 
 
+def build_tools(settings: Settings) -> ToolRegistry:
+    """Every tool source of the operator's configuration (a ToolConfigError names a bad one)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return build_registry(
+        knowledge_dir=settings.knowledge_dir,
+        notes_file=settings.notes_file,
+        tools_file=settings.tools_file,
+        environ=environment(),
+        use_entry_points=settings.tool_entry_points,
+        errlog_dir=settings.data_dir,
+    )
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -62,7 +76,8 @@ def build_worker(
         workflows=workflows or WORKFLOWS,
         activities=agent_activities(
             provider or build_provider(settings),
-            tools or default_registry(settings.knowledge_dir, settings.notes_file),
+            tools or build_tools(settings),
+            list_timeout_s=settings.mcp_list_timeout_s,
         ),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
@@ -75,6 +90,11 @@ def build_worker(
 async def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        tools = build_tools(settings)
+    except ToolConfigError as exc:
+        # Never a half-loaded registry: the worker does not start, and says which entry.
+        raise SystemExit(f"worker not started: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,7 +103,7 @@ async def main() -> None:
     if client is None:
         return
     await ensure_search_attributes(client, settings.namespace)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, tools=tools)
     logger.info(
         "worker polling task queue %r on %s (namespace %s, llm %s)",
         settings.task_queue,
@@ -91,9 +111,12 @@ async def main() -> None:
         settings.namespace,
         settings.llm,
     )
-    async with worker:
-        await stop.wait()
-        logger.info("worker shutting down")
+    try:
+        async with worker:
+            await stop.wait()
+            logger.info("worker shutting down")
+    finally:
+        await tools.aclose()  # stops the stdio MCP servers it started
 
 
 async def _connect_when_reachable(settings: Settings, stop: asyncio.Event) -> Client | None:

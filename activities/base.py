@@ -42,7 +42,9 @@ class StageActivities:
             ) from exc
 
 
-def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callable[..., Any]]:
+def agent_activities(
+    provider: LLMProvider, tools: ToolRegistry, list_timeout_s: float = 20.0
+) -> list[Callable[..., Any]]:
     """Every activity (agent pipeline and graph nodes), bound to one provider and tool registry."""
     from activities.context import ContextActivities
     from activities.executor import ExecutorActivities
@@ -52,6 +54,7 @@ def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callabl
 
     intent = IntentActivities(provider, tools)
     context = ContextActivities(provider, tools)
+    context.list_timeout_s = list_timeout_s
     executor = ExecutorActivities(provider, tools)
     reflection = ReflectionActivities(provider, tools)
     graph = GraphNodeActivities(provider, tools)
@@ -60,6 +63,7 @@ def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callabl
         graph.graph_llm,
         intent.analyze_intent,
         context.assess_context,
+        context.list_tools,
         context.run_tool,
         executor.make_plan,
         executor.run_step,

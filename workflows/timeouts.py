@@ -46,3 +46,17 @@ TOOL_CALL = ActivityOptions(
         non_retryable_error_types=NON_RETRYABLE,
     ),
 )
+
+# Listing every tool source once per run (MCP servers that do not answer within the worker's
+# `mcp_list_timeout_s` are left out, not retried: the run goes on without them).
+TOOL_LISTING = ActivityOptions(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=5),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
