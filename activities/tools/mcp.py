@@ -134,6 +134,14 @@ class MCPServer:
         return Approval.ALWAYS if destructive else Approval.NEVER
 
     async def list_tools(self) -> list[Tool]:
+        try:
+            return await self._list_tools()
+        except MCPUnavailable:
+            # A connection that died since its last use (a stdio server that exited): listing
+            # happens once per run and has no retry of its own, so start the server again now.
+            return await self._list_tools()
+
+    async def _list_tools(self) -> list[Tool]:
         client = await self._connected()
         tools: list[Tool] = []
         cursor: str | None = None

@@ -188,7 +188,12 @@ def build_registry(
         tools.append(tool)
 
     for entry in config.tools:
-        add(load_function(entry), f"tools[{entry.name}] ({entry.function})")
+        where = f"tools[{entry.name}] ({entry.function})"
+        if entry.name in owners:  # before importing anything
+            raise ToolConfigError(
+                where, f"the name {entry.name!r} is taken by {owners[entry.name]}"
+            )
+        add(load_function(entry), where)
     if use_entry_points:
         for tool in entry_point_tools(entry_points):
             add(tool, f"entry point {ENTRY_POINT_GROUP}:{tool.name}")
