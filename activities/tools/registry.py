@@ -12,6 +12,7 @@ servers, whose tools are named ``<server>.<tool>`` and resolved when they are ca
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -146,7 +147,6 @@ class ToolRegistry:
     async def catalog(self, timeout_s: float = 20.0) -> ToolCatalog:
         """Every tool, MCP servers asked in parallel. A server that cannot be listed within
         `timeout_s` is reported in `unavailable`, not fatal: the run goes on without it."""
-        import asyncio
 
         async def listed(source: ToolSource) -> list[Tool] | str:
             try:

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+import re
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -147,22 +150,14 @@ def entry_point_tools(
         if isinstance(obj, Tool):
             tools.append(obj)
             continue
-        entry = FunctionEntry.model_construct(
-            name=point.name, function=point.value, description=None, approval=Approval.NEVER
-        )
-        if not _valid_name(point.name):
+        if re.match(TOOL_NAME, point.name) is None:
             raise ToolConfigError(where, f"the name must match {TOOL_NAME}")
         try:
-            tools.append(function_tool(entry.name, obj, approval=entry.approval))
+            # Approval `never` unless the tools file's `approvals` says otherwise.
+            tools.append(function_tool(point.name, obj))
         except SignatureError as exc:
             raise ToolConfigError(where, f"unsupported signature: {exc}") from None
     return tools
-
-
-def _valid_name(name: str) -> bool:
-    import re
-
-    return re.match(TOOL_NAME, name) is not None
 
 
 def build_registry(
@@ -236,9 +231,6 @@ def build_registry(
 
 
 def _runnable(command: str) -> bool:
-    import os
-    import shutil
-
     if os.sep in command:
         return os.access(command, os.X_OK)
     return shutil.which(command) is not None

@@ -16,6 +16,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities.llm import OfflineProvider
+from activities.models import ContextInput, ContextOutput, Sufficiency, ToolCall
 from activities.tools.registry import ToolRegistry
 from activities.tools.sources import build_registry
 from config import Settings
@@ -249,3 +251,76 @@ async def test_a_python_function_from_an_entry_point_runs_in_a_thread(
     assert state.tool_history[0].arguments == {"order_id": 42}
     assert "blue teapot" in (state.answer or "")
     assert '"thread":"worker"' in state.tool_history[0].result
+
+
+class _TwoWrites(OfflineProvider):
+    """Proposes two writes in one round (parallel calls), then has enough."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def assess(self, req: ContextInput, tools: ToolRegistry) -> ContextOutput:
+        if req.tool_history:
+            return ContextOutput(sufficiency=Sufficiency.SUFFICIENT)
+        calls = [
+            ToolCall(
+                name="fs.write_file", arguments={"path": str(self.folder / name), "content": name}
+            )
+            for name in ("one.txt", "two.txt")
+        ]
+        return ContextOutput(sufficiency=Sufficiency.INSUFFICIENT, tool_calls=calls)
+
+
+async def test_parallel_calls_are_decided_one_by_one(
+    client: Client, settings: Settings, worker: Any, tmp_path: Path
+) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    tools = registry(settings, tools_yaml(tmp_path, files_dir=files))
+    try:
+        async with worker(provider=_TwoWrites(files), tools=tools):
+            handle = await start_run(client, settings, "Write two files")
+            state = await wait_for_status(handle, RunStatus.WAITING_FOR_APPROVAL)
+            first, second = state.approvals
+            await handle.execute_update(
+                AgentWorkflow.submit_approval,
+                ApprovalDecision(approval_id=first.id, approve=True),
+            )
+            state = await state_of(handle)
+            assert state.status is RunStatus.WAITING_FOR_APPROVAL  # one still pending
+            assert not (files / "one.txt").exists()  # the round waits for every decision
+            decided = await handle.execute_update(
+                AgentWorkflow.submit_approval,
+                ApprovalDecision(approval_id=second.id, approve=False, reason="one is enough"),
+            )
+            assert decided.status is RunStatus.RUNNING
+            state = await handle.result()
+    finally:
+        await tools.aclose()
+    assert state.status is RunStatus.COMPLETED, state.errors
+    assert (files / "one.txt").read_text() == "one.txt"
+    assert not (files / "two.txt").exists()
+    results = {record.arguments["path"]: record for record in state.tool_history}
+    assert results[str(files / "two.txt")].result.startswith("denied by a person: one is enough")
+
+
+async def test_a_run_continued_as_new_while_waiting_for_approval_still_waits(
+    client: Client, settings: Settings, tool_worker: Any, tmp_path: Path
+) -> None:
+    target = tmp_path / "files" / "after-handover.txt"
+    async with tool_worker():
+        started = await start_run(client, settings, f"Write the file {target}", history_threshold=1)
+        latest = client.get_workflow_handle_for(AgentWorkflow.run, started.id)
+        await wait_for_status(latest, RunStatus.WAITING_FOR_APPROVAL)
+        first_run = (await latest.describe()).run_id
+        for _ in range(12):  # stray signals grow the waiting run's history past its margin
+            await latest.signal("decide_approval", {"approval_id": "approval-9", "approve": True})
+        await eventually(
+            lambda: latest.describe(), lambda d: d.run_id != first_run, what="a hand-over"
+        )
+        state = await wait_for_status(latest, RunStatus.WAITING_FOR_APPROVAL)
+        assert state.continued_as_new >= 1 and state.approvals[0].status is ApprovalStatus.PENDING
+        await latest.signal("decide_approval", {"approval_id": "approval-1", "approve": True})
+        state = await latest.result()
+    assert state.status is RunStatus.COMPLETED, state.errors
+    assert target.exists()
