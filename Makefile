@@ -3,29 +3,40 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: up test lint install record-histories chaos clean
+.PHONY: up test lint install mcp-servers record-histories chaos clean
 
 N ?= 500
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/tool_package/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	# A package that contributes a tool through the entry point group, as a team's would.
+	$(PY) -m pip install -q ./tests/tool_package
 	touch $@
+
+# The npm MCP servers the tests run (versions pinned in tests/mcp_servers/package-lock.json);
+# mcp-server-time comes from PyPI with the dev dependencies.
+MCP_SERVERS := tests/mcp_servers/node_modules/.installed
+$(MCP_SERVERS): tests/mcp_servers/package.json tests/mcp_servers/package-lock.json
+	cd tests/mcp_servers && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+mcp-servers: $(MCP_SERVERS)
 
 install: $(VENV)/.installed
 
 up: install
 	$(PY) -m devstack.up
 
-test: install lint
+test: install lint mcp-servers
 	$(PY) -m pytest
 
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy config.py worker.py temporal_client.py app activities workflows devstack cli
+	$(PY) -m mypy config.py worker.py temporal_client.py plugin.py shared.py app activities workflows devstack cli
 
 chaos: install
 	$(PY) -m tests.chaos.driver --runs $(N)

@@ -7,6 +7,8 @@ the environment; workflows never read settings at all (their knobs travel in the
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -115,6 +117,13 @@ class Settings(BaseSettings):
     knowledge_dir: Path = PROJECT_ROOT / "activities" / "knowledge"
     # Where the `append_note` tool writes.
     notes_file: Path = PROJECT_ROOT / ".data" / "notes.txt"
+    # The operator's tools file: Python functions and MCP servers (README "Your own tools").
+    # A missing file means no such tools.
+    tools_file: Path | None = PROJECT_ROOT / "tools.yaml"
+    # Whether installed packages may contribute tools (entry point group `durable_agent.tools`).
+    tool_entry_points: bool = True
+    # How long listing one MCP server's tools may take before the run goes on without it.
+    mcp_list_timeout_s: float = Field(default=20.0, gt=0, le=600)
     # The graph catalog (graphs/*.yaml|json) the gateway serves and starts by name.
     graphs_dir: Path = PROJECT_ROOT / "graphs"
 
@@ -157,6 +166,11 @@ def parse_api_keys(spec: str | None) -> dict[str, str]:
             )
         keys[key] = tenant
     return keys
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for `${VAR}` references in the tools file (MCP secrets)."""
+    return os.environ
 
 
 @lru_cache

@@ -30,10 +30,13 @@ WORKFLOWS: list[type] = [AgentWorkflow, GraphWorkflow]
 DATA_CONVERTER = pydantic_data_converter
 
 
-def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callable[..., Any]]:
+def agent_activities(
+    provider: LLMProvider, tools: ToolRegistry, list_timeout_s: float = 20.0
+) -> list[Callable[..., Any]]:
     """Every activity (agent pipeline and graph nodes), bound to one provider and tool registry."""
     intent = IntentActivities(provider, tools)
     context = ContextActivities(provider, tools)
+    context.list_timeout_s = list_timeout_s
     executor = ExecutorActivities(provider, tools)
     reflection = ReflectionActivities(provider, tools)
     graph = GraphNodeActivities(provider, tools)
@@ -42,6 +45,7 @@ def agent_activities(provider: LLMProvider, tools: ToolRegistry) -> list[Callabl
         graph.graph_llm,
         intent.analyze_intent,
         context.assess_context,
+        context.list_tools,
         context.run_tool,
         executor.make_plan,
         executor.run_step,
@@ -56,10 +60,14 @@ class DurableAgentPlugin(SimplePlugin):
         tools: ToolRegistry | None = None,
         *,
         workflows: Sequence[type] | None = None,
+        list_timeout_s: float = 20.0,
     ) -> None:
         """`provider` and `tools` are what the activities use (a replayer needs neither);
-        `workflows` replaces ours (tests of older workflow code)."""
-        activities = agent_activities(provider, tools) if provider and tools else None
+        `workflows` replaces ours (tests of older workflow code); `list_timeout_s` bounds how
+        long listing an MCP server's tools may take."""
+        activities = (
+            agent_activities(provider, tools, list_timeout_s) if provider and tools else None
+        )
         super().__init__(
             "durable-agent",
             data_converter=DATA_CONVERTER,

@@ -16,8 +16,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.llm import LLMProvider, OfflineProvider
-from activities.tools.registry import ToolRegistry, default_registry
-from config import Settings, get_settings
+from activities.tools.registry import ToolRegistry
+from activities.tools.sources import ToolConfigError, build_registry
+from config import Settings, environment, get_settings
 from plugin import DurableAgentPlugin
 from temporal_client import connect, ensure_search_attributes
 
@@ -43,6 +44,19 @@ def build_provider(settings: Settings) -> LLMProvider:
     )
 
 
+def build_tools(settings: Settings) -> ToolRegistry:
+    """Every tool source of the operator's configuration (a ToolConfigError names a bad one)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return build_registry(
+        knowledge_dir=settings.knowledge_dir,
+        notes_file=settings.notes_file,
+        tools_file=settings.tools_file,
+        environ=environment(),
+        use_entry_points=settings.tool_entry_points,
+        errlog_dir=settings.data_dir,
+    )
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -54,8 +68,9 @@ def build_worker(
 ) -> Worker:
     plugin = DurableAgentPlugin(
         provider or build_provider(settings),
-        tools or default_registry(settings.knowledge_dir, settings.notes_file),
+        tools or build_tools(settings),
         workflows=workflows,
+        list_timeout_s=settings.mcp_list_timeout_s,
     )
     return Worker(
         client,
@@ -72,6 +87,11 @@ def build_worker(
 async def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        tools = build_tools(settings)
+    except ToolConfigError as exc:
+        # Never a half-loaded registry: the worker does not start, and says which entry.
+        raise SystemExit(f"worker not started: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,7 +100,7 @@ async def main() -> None:
     if client is None:
         return
     await ensure_search_attributes(client, settings.namespace)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, tools=tools)
     logger.info(
         "worker polling task queue %r on %s (namespace %s, llm %s)",
         settings.task_queue,
@@ -88,9 +108,12 @@ async def main() -> None:
         settings.namespace,
         settings.llm,
     )
-    async with worker:
-        await stop.wait()
-        logger.info("worker shutting down")
+    try:
+        async with worker:
+            await stop.wait()
+            logger.info("worker shutting down")
+    finally:
+        await tools.aclose()  # stops the stdio MCP servers it started
 
 
 async def _connect_when_reachable(settings: Settings, stop: asyncio.Event) -> Client | None:

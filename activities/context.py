@@ -11,13 +11,23 @@ from temporalio.exceptions import ApplicationError
 
 from activities.base import StageActivities
 from activities.models import ContextInput, ContextOutput, ToolCallInput, ToolCallOutput
-from activities.tools.registry import ToolContext, ToolError
+from activities.tools.catalog import ListToolsInput, ToolCatalog
+from activities.tools.registry import ToolContext, ToolError, ToolResult
 
 
 class ContextActivities(StageActivities):
+    # How long listing one MCP server may take (the worker sets it from its settings).
+    list_timeout_s = 20.0
+
     @activity.defn(name="assess_context")
     async def assess_context(self, req: ContextInput) -> ContextOutput:
         return await self.call(self.provider.assess(req, self.tools))
+
+    @activity.defn(name="list_tools")
+    async def list_tools(self, req: ListToolsInput) -> ToolCatalog:
+        """Every tool this worker offers, MCP servers asked now. The run records the answer,
+        so a replay never asks a server again and a server's later changes never reach it."""
+        return await self.call(self.tools.catalog(self.list_timeout_s))
 
     @activity.defn(name="run_tool")
     async def run_tool(self, req: ToolCallInput) -> ToolCallOutput:
@@ -28,6 +38,9 @@ class ContextActivities(StageActivities):
         try:
             tool = self.tools.get(req.name)
             result = await self.call(tool(req.arguments, ctx))
+            if tool.source != "builtin":
+                # Name the source, as search_docs does, so an answer can cite it.
+                result = ToolResult(text=f"[{tool.name}] {result.text}", empty=result.empty)
         except ApplicationError as exc:
             if exc.type == "ToolError":  # a ToolError wrapped by `call`: final, whatever the try
                 raise ApplicationError(

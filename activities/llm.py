@@ -8,7 +8,9 @@ is deterministic so that every path of the pipeline can be reached on purpose:
 - terms that match the knowledge folder         -> the `search_docs` tool, answer cites the doc;
 - anything the tools find nothing for           -> INSUFFICIENT -> the run asks the user;
 - a request for detail ("... in detail")        -> the first answer scores low in reflection
-                                                   and is re-executed with the critique.
+                                                   and is re-executed with the critique;
+- a query that names a user tool (a Python function or an MCP tool; activities/offline_tools.py)
+                                                -> that tool, arguments taken from the query.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from activities.models import (
     Sufficiency,
     ToolCall,
 )
+from activities.offline_tools import pick_tool
 from activities.tools.calculator import find_expression
 from activities.tools.registry import ToolRegistry
 from shared import Usage
@@ -63,6 +66,8 @@ _SMALL_TALK = frozenset(
 )
 _DETAIL = re.compile(r"\b(in detail|detailed|thorough(ly)?|in depth)\b", re.IGNORECASE)
 _DOC_NAME = re.compile(r"\[([^\]]+\.md)\]")
+# A user tool's result starts with its name: "[time.get_current_time] {...}".
+_TOOL_SOURCE = re.compile(r"^\[([\w.\-]+)\] ")
 DETAILS_HEADER = "Details:"
 
 
@@ -110,8 +115,11 @@ class OfflineProvider:
         called = {(t.name, str(sorted(t.arguments.items()))) for t in req.tool_history}
         calls: list[ToolCall] = []
         expression = find_expression(req.query)
+        picked = pick_tool(req.query, req.tools) if req.tools else None
         if req.intent is Intent.CALCULATION and expression and "calculator" in tools:
             calls.append(ToolCall(name="calculator", arguments={"expression": expression}))
+        elif picked is not None:  # a user tool the query names (activities/offline_tools.py)
+            calls.append(picked)
         elif "search_docs" in tools:
             calls.append(ToolCall(name="search_docs", arguments={"query": req.query}))
         # What the user told us is searched too: it may name the thing the query did not.
@@ -191,6 +199,10 @@ def _compose_answer(req: StepInput) -> str:
     if req.intent is Intent.CALCULATION and facts:
         calc = next((f for f in facts if " = " in f), facts[0])
         answer = f"The result is {calc.rsplit(' = ', 1)[-1]} ({calc})."
+    elif facts and (source := _TOOL_SOURCE.match(facts[0])) and not source.group(1).endswith(".md"):
+        answer = f"According to {source.group(1)}: {' '.join(facts[0][source.end() :].split())}"
+        if told:
+            answer += f" You added: {'; '.join(told)}."
     elif facts:
         docs = list(dict.fromkeys(_DOC_NAME.findall("\n".join(facts))))
         first = _DOC_NAME.sub("", facts[0].splitlines()[0]).strip()

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from activities.tools.catalog import ToolSpec
 from shared import ToolRecord, Usage
 
 
@@ -50,6 +51,8 @@ class ContextInput(BaseModel):
     user_inputs: list[str] = Field(default_factory=list)
     tool_history: list[ToolRecord] = Field(default_factory=list)
     round: int = 1
+    # The run's recorded tool catalog (empty for runs that never listed their tools).
+    tools: list[ToolSpec] = Field(default_factory=list)
 
 
 class ContextOutput(BaseModel):

@@ -45,6 +45,7 @@ from activities.models import (
     Sufficiency,
     ToolCall,
 )
+from activities.tools.catalog import ToolSpec
 from activities.tools.registry import ToolRegistry
 from shared import EVENTS_TOPIC, StreamEvent, Usage
 
@@ -114,9 +115,12 @@ class OpenAIProvider:
             ),
         )
         messages = self._messages(prompts.CONTEXT, user, ContextAnswer)
+        # The run's recorded catalog when it has one (MCP and Python tools included).
+        specs = req.tools or [tools.get(name).spec() for name in tools.names()]
+        wire_names = {_wire_name(spec.name): spec.name for spec in specs}
         response = await self._call(
             messages=messages,
-            tools=[_tool_schema(tools.get(name)) for name in tools.names()],
+            tools=[_tool_schema(spec) for spec in specs],
             response_format=_json_format(ContextAnswer),
         )
         usage = self._usage(response)
@@ -128,7 +132,8 @@ class OpenAIProvider:
                     arguments = json.loads(call.function.arguments or "{}")
                 except json.JSONDecodeError:
                     arguments = {"_raw": call.function.arguments}
-                calls.append(ToolCall(name=call.function.name, arguments=arguments))
+                name = wire_names.get(call.function.name, call.function.name)
+                calls.append(ToolCall(name=name, arguments=arguments))
             sufficiency = Sufficiency.PARTIAL if req.contexts else Sufficiency.INSUFFICIENT
             return ContextOutput(sufficiency=sufficiency, tool_calls=calls, usage=usage)
         answer, more = await self._validated(messages, message.content, ContextAnswer)
@@ -329,13 +334,18 @@ def _json_format(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def _tool_schema(tool: Any) -> dict[str, Any]:
+def _wire_name(name: str) -> str:
+    # OpenAI function names allow [a-zA-Z0-9_-] only; MCP tools are named `<server>.<tool>`.
+    return name.replace(".", "__")
+
+
+def _tool_schema(spec: ToolSpec) -> dict[str, Any]:
     return {
         "type": "function",
         "function": {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.args_model.model_json_schema(),
+            "name": _wire_name(spec.name),
+            "description": spec.description,
+            "parameters": spec.parameters or {"type": "object", "properties": {}},
         },
     }
 

@@ -3,6 +3,7 @@
     ApiError                     {"error": {"code", "message", "details"}}
     ├── Unauthorized        401  missing or invalid API key
     ├── RunNotFound         404  no run with that id (or another tenant's run)
+    ├── ApprovalNotFound    404  the run has no approval with that id
     ├── InvalidState        409  the run exists but cannot take that action now (its status,
     │                            or Temporal's FAILED_PRECONDITION)
     ├── InvalidInput        422  the body is well-formed JSON but its content is not acceptable
@@ -70,6 +71,11 @@ class RunNotFound(ApiError):
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r}", {"run_id": run_id})
+
+
+class ApprovalNotFound(ApiError):
+    status_code = 404
+    code = "approval_not_found"
 
 
 class InvalidState(ApiError):

@@ -8,20 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
-from activities.tools.registry import default_registry
+from activities.tools.registry import ToolRegistry
+from activities.tools.sources import ToolConfigError, build_registry
 from app.errors import install_error_handlers
 from app.graph_catalog import load_catalog
 from app.limits import BodySizeLimit
-from app.routes import events, graphs, health, runs
+from app.routes import events, graphs, health, runs, tools
 from app.secret import load_secret
 from app.yaml_bodies import YamlBodies
-from config import Settings, get_settings, parse_api_keys
+from config import Settings, environment, get_settings, parse_api_keys
 from temporal_client import connect, ensure_search_attributes
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.open_streams = Counter()
     app.state.api_keys = parse_api_keys(settings.api_keys)
     app.state.secret = load_secret(settings)
-    app.state.tool_names = default_registry(settings.knowledge_dir, settings.notes_file).names()
+    app.state.tools = _tool_registry(settings)
+    app.state.tools_lock = asyncio.Lock()
+    app.state.tool_names = ToolNames(app.state.tools)
     app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names)
     install_error_handlers(app)
     # Inside the size limit: a YAML body is bounded before it is read.
@@ -70,9 +73,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(graphs.router)
+    app.include_router(tools.router)
     if app.state.api_keys:
         _document_api_keys(app)
     return app
+
+
+def _tool_registry(settings: Settings) -> ToolRegistry:
+    try:
+        return build_registry(
+            knowledge_dir=settings.knowledge_dir,
+            notes_file=settings.notes_file,
+            tools_file=settings.tools_file,
+            environ=environment(),
+            use_entry_points=settings.tool_entry_points,
+        )
+    except ToolConfigError as exc:
+        raise SystemExit(f"gateway not started: {exc}") from None
+
+
+class ToolNames(Collection[str]):
+    """The names a graph may use: every registered tool, and `<server>.<tool>` for each MCP
+    server (its tools are known only by asking it; the worker fails an unknown one's node)."""
+
+    def __init__(self, registry: ToolRegistry) -> None:
+        self._registry = registry
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._registry
+
+    def __iter__(self) -> Iterator[str]:
+        names = self._registry.names()
+        names.extend(f"{source.name}.<tool>" for source in self._registry.sources)
+        return iter(names)
+
+    def __len__(self) -> int:
+        return len(self._registry.names()) + len(self._registry.sources)
 
 
 def _document_api_keys(app: FastAPI) -> None:

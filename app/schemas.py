@@ -8,9 +8,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
+from activities.tools.catalog import Approval
 from shared import RUN_KIND, RUN_STAGE, RUN_STATUS
 from workflows.graph_spec import GraphSpec
-from workflows.state import AgentState, GraphState, NodeStatus, RunStateBase, RunStatus, Stage
+from workflows.state import (
+    MAX_REASON_CHARS,
+    AgentState,
+    ApprovalStatus,
+    GraphState,
+    NodeStatus,
+    RunStateBase,
+    RunStatus,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from app.run_access import RunRead
@@ -134,6 +144,58 @@ class ToolCallView(BaseModel):
     result: str
 
 
+class ApprovalView(BaseModel):
+    """A tool call held for a person's decision (`pending` until decided)."""
+
+    id: str
+    tool: str
+    arguments: dict[str, Any]
+    requested_at: datetime
+    status: ApprovalStatus
+    reason: str | None = None
+    decided_at: datetime | None = None
+    node_id: str | None = None
+
+
+class ApprovalBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"approve": True}, {"approve": False, "reason": "not this file"}]
+        },
+    )
+
+    approve: bool = Field(description="true: the call runs; false: it does not.")
+    reason: str = Field(
+        default="",
+        max_length=MAX_REASON_CHARS,
+        description="Why (a denial's reason is what the agent's next round reads).",
+    )
+
+
+class ApprovalAnswer(BaseModel):
+    run_id: str
+    approval_id: str
+    decision: ApprovalStatus
+    status: RunStatus = Field(description="The run's status after the decision.")
+
+
+class ToolView(BaseModel):
+    name: str = Field(description="What a run or a graph `tool` node calls it.")
+    source: str = Field(description='"builtin", "python" or "mcp:<server>".')
+    description: str
+    parameters: dict[str, Any] = Field(description="JSON Schema of its arguments.")
+    approval: Approval = Field(description="`always`: each call waits for a person.")
+
+
+class ToolList(BaseModel):
+    tools: list[ToolView]
+    unavailable: dict[str, str] = Field(
+        default_factory=dict,
+        description="MCP servers that could not be listed now, with why (their tools are absent).",
+    )
+
+
 class EventView(BaseModel):
     at: datetime
     kind: str
@@ -173,6 +235,7 @@ class RunView(BaseModel):
     intent: str | None = None
     answer: str | None = None
     tool_calls: list[ToolCallView] = Field(default_factory=list)
+    approvals: list[ApprovalView] = Field(default_factory=list)
     plan: list[str] = Field(default_factory=list)
     reflection_score: float | None = None
     # graph runs
@@ -219,6 +282,7 @@ class RunView(BaseModel):
             "nodes": [NodeView.model_validate(n.model_dump()) for n in state.nodes],
             "usage": UsageView.model_validate(state.usage.model_dump()),
             "events": [EventView.model_validate(e.model_dump()) for e in state.events],
+            "approvals": [ApprovalView.model_validate(a.model_dump()) for a in state.approvals],
             "created_at": state.created_at,
             "updated_at": state.updated_at,
             "paused": state.paused,

@@ -1,8 +1,10 @@
-"""`durable-agent run "question"`, `durable-agent attach <run_id>`, `durable-agent ls`.
+"""`durable-agent run "question"`, `durable-agent attach <run_id>`, `durable-agent ls`,
+`durable-agent tools`.
 
 Talks to the gateway over HTTP only (DURABLE_AGENT_URL, DURABLE_AGENT_API_KEY). `run` starts a
 run and follows its events; when the run asks a question, the answer is read from the prompt
-(or from piped stdin). Ctrl-C detaches without touching the run.
+(or from piped stdin), and a tool call that needs approval is approved or denied with y/n.
+Ctrl-C detaches without touching the run.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ def follow(gateway: Gateway, run_id: str, out: TextIO, answers: TextIO) -> int:
                         data = event["data"]
                         node_id = data.get("node_id")
                         _answer(gateway, run_id, data["question"], node_id, printer, answers)
+                    elif event["type"] == "approval" and event["data"]["status"] == "pending":
+                        _decide(gateway, run_id, event["data"], printer, answers)
         except (httpx.TransportError, httpx.RemoteProtocolError):
             printer.progress("connection lost; reconnecting…")
             time.sleep(1)
@@ -121,6 +125,10 @@ def _show(event: dict[str, Any], printer: Printer) -> int | None:
     elif kind == "tool_call":
         mark = "✓" if data.get("ok") else "✗"
         printer.line(f"{mark} tool {data['name']}: {str(data.get('result', ''))[:120]}")
+    elif kind == "approval" and data["status"] != "pending":
+        mark = "✓" if data["status"] == "approved" else "✗"
+        reason = f" ({data['reason']})" if data.get("reason") else ""
+        printer.line(f"{mark} {data['approval_id']} {data['tool']}: {data['status']}{reason}")
     elif kind == "status" and data["status"] in ("paused",):
         printer.line("run paused")
     elif kind == "result":
@@ -166,6 +174,38 @@ def _answer(
     gateway.call("POST", f"/api/v1/runs/{run_id}/input", json=body)
 
 
+def _read_line(printer: Printer, answers: TextIO, prompt: str, run_id: str) -> str:
+    printer.out.write(prompt)
+    printer.out.flush()
+    text = answers.readline()
+    if text == "":
+        raise ClientError(
+            f"no answer on stdin; the run waits. Answer later with: durable-agent attach {run_id}"
+        )
+    if not answers.isatty():
+        printer.out.write(text if text.endswith("\n") else text + "\n")  # show piped answers
+    return text.strip()
+
+
+def _decide(
+    gateway: Gateway, run_id: str, data: dict[str, Any], printer: Printer, answers: TextIO
+) -> None:
+    state = gateway.call("GET", f"/api/v1/runs/{run_id}")
+    pending = {a["id"] for a in state.get("approvals", []) if a["status"] == "pending"}
+    if data["approval_id"] not in pending:
+        return  # decided already (we are replaying the stream)
+    arguments = json.dumps(data.get("arguments") or {}, ensure_ascii=False)
+    printer.line(f"\n? {data['tool']} wants to run with {arguments[:500]}")
+    while True:
+        choice = _read_line(printer, answers, "approve? [y/n] ", run_id).lower()
+        if choice in ("y", "yes", "n", "no"):
+            break
+    body: dict[str, Any] = {"approve": choice.startswith("y")}
+    if not body["approve"]:
+        body["reason"] = _read_line(printer, answers, "reason (optional): ", run_id)
+    gateway.call("POST", f"/api/v1/runs/{run_id}/approvals/{data['approval_id']}", json=body)
+
+
 def cmd_run(gateway: Gateway, args: argparse.Namespace) -> int:
     created = gateway.call("POST", "/api/v1/runs", json={"query": args.query})
     run_id = created["run_id"]
@@ -201,6 +241,22 @@ def cmd_ls(gateway: Gateway, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tools(gateway: Gateway, args: argparse.Namespace) -> int:
+    listing = gateway.call("GET", "/api/v1/tools")
+    if args.json:
+        sys.stdout.write(json.dumps(listing, indent=2) + "\n")
+        return EXIT_OK
+    sys.stdout.write(f"{'TOOL':36} {'SOURCE':16} {'APPROVAL':8} DESCRIPTION\n")
+    for tool in listing["tools"]:
+        description = " ".join(tool["description"].split())[:70]
+        sys.stdout.write(
+            f"{tool['name']:36} {tool['source']:16} {tool['approval']:8} {description}\n"
+        )
+    for server, reason in listing.get("unavailable", {}).items():
+        sys.stdout.write(f"(MCP server {server} unavailable: {reason})\n")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = ClientSettings()
     parser = argparse.ArgumentParser(prog="durable-agent", description=__doc__.split("\n")[0])
@@ -217,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("--status", help="only runs with this status")
     ls.add_argument("--limit", type=int, default=20)
     ls.set_defaults(func=cmd_ls)
+    tools = sub.add_parser("tools", help="list every tool runs may call")
+    tools.add_argument("--json", action="store_true", help="the gateway's JSON answer")
+    tools.set_defaults(func=cmd_tools)
     args = parser.parse_args(argv)
     gateway = Gateway(args.url, args.api_key)
     try:

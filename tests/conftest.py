@@ -24,6 +24,8 @@ from devstack.processes import dev_server_command, free_port, port_open, start, 
 from temporal_client import connect, ensure_search_attributes
 from worker import build_worker
 
+pytest_plugins = ["tests.mcp_servers.servers"]
+
 
 class DevServer:
     def __init__(self, db_file: Path, log: Path) -> None:

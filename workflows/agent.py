@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCallInput,
     )
     from activities.reflection import ReflectionActivities
+    from activities.tools.catalog import ListToolsInput, needs_approval
     from shared import EVENTS_TOPIC, RUN_KIND, StreamEvent, ToolRecord
     from workflows import timeouts
     from workflows.limits import text_problem
@@ -49,8 +50,10 @@ with workflow.unsafe.imports_passed_through():
         TERMINAL_STATUSES,
         AgentInput,
         AgentState,
+        ApprovalStatus,
         NodeState,
         NodeStatus,
+        PendingToolCall,
         Reflection,
         RunStatus,
         Stage,
@@ -63,6 +66,9 @@ MAX_STREAM_ITEMS = 2000
 SKIP_CALCULATION_REFLECTION = "skip-calculation-reflection"
 # The worker checks a new run's query (runs started before replay without the check).
 CHECK_QUERY = "check-query-in-worker"
+# The run lists its tools once (an activity whose result it records) and holds calls of tools
+# whose policy is `approval: always` for a person's decision.
+RECORD_TOOL_CATALOG = "record-tool-catalog"
 # History events a waiting run must have gained since its wait began before it continues as new.
 WAIT_HANDOVER_MARGIN = 20
 # Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
@@ -193,6 +199,18 @@ class AgentWorkflow(RunControl):
 
     async def _context(self) -> None:
         state = self._state
+        if state.tools is None and workflow.patched(RECORD_TOOL_CATALOG):
+            state.tools = await self._activity(
+                "list-tools",
+                ContextActivities.list_tools,
+                ListToolsInput(),
+                options=timeouts.TOOL_LISTING,
+            )
+            for server, reason in state.tools.unavailable.items():
+                self._log_event("control", f"MCP server {server} left out: {reason}")
+        if state.pending_tool_calls:
+            # Continued as new while the round's calls waited for approvals: go on waiting.
+            await self._tool_round(state.pending_tool_calls)
         if state.status is RunStatus.WAITING_FOR_INPUT:
             # Continued as new while waiting: go on waiting for the same question.
             await self._wait_for_input(state.question or "Could you tell me more?")
@@ -215,16 +233,91 @@ class AgentWorkflow(RunControl):
                     user_inputs=state.user_inputs,
                     tool_history=state.tool_history,
                     round=state.context_rounds,
+                    tools=state.tools.tools if state.tools is not None else [],
                 ),
             )
             if out.tool_calls:
-                await asyncio.gather(*(self._tool_call(call) for call in out.tool_calls))
+                await self._tool_round(
+                    [PendingToolCall(name=c.name, arguments=c.arguments) for c in out.tool_calls]
+                )
                 continue
             if out.sufficiency is Sufficiency.INSUFFICIENT:
                 await self._wait_for_input(out.question or "Could you tell me more?")
                 continue
             break
         self._update_status(stage=Stage.EXECUTE)
+
+    async def _tool_round(self, calls: list[PendingToolCall]) -> None:
+        """Run one round's calls in parallel; those whose tool needs approval wait first for a
+        person's decision (each decided on its own), and a denied call never runs."""
+        state = self._state
+        catalog = state.tools.tools if state.tools is not None else None
+        if any(needs_approval(catalog, call.name) for call in calls):
+            state.pending_tool_calls = calls
+            for call in calls:
+                if call.approval_id is None and needs_approval(catalog, call.name):
+                    call.approval_id = self._request_approval(call.name, call.arguments).id
+            await self._wait_for_approvals([c.approval_id for c in calls if c.approval_id])
+            state.pending_tool_calls = []
+        await asyncio.gather(*(self._approved_call(call) for call in calls))
+
+    async def _approved_call(self, call: PendingToolCall) -> None:
+        request = self._approval(call.approval_id) if call.approval_id else None
+        if request is None or request.status is ApprovalStatus.APPROVED:
+            await self._tool_call(ToolCall(name=call.name, arguments=call.arguments))
+            return
+        # Denied: the call does not run; the denial is its result for the next round.
+        result = f"denied by a person{': ' + request.reason if request.reason else ''}"
+        result += "; the call did not run"
+        self._state.tool_history.append(
+            ToolRecord(name=call.name, arguments=call.arguments, ok=False, result=result)
+        )
+        self._log_event(
+            "tool_call",
+            f"{call.name} denied",
+            name=call.name,
+            arguments=call.arguments,
+            ok=False,
+            result=result,
+        )
+
+    async def _wait_for_approvals(self, approval_ids: list[str]) -> None:
+        state = self._state
+        limit = timedelta(seconds=self._inp.input_timeout_s)
+        remaining = limit - (workflow.now() - (state.waiting_since or workflow.now()))
+        info = workflow.info()
+        wait_began_at = info.get_current_history_length()
+
+        def grown_too_long() -> bool:
+            # As for input: a long wait's history grows with polls; hand over to a fresh run.
+            length = info.get_current_history_length()
+            return self._history_too_long() and length > wait_began_at + WAIT_HANDOVER_MARGIN
+
+        def decided() -> bool:
+            return all(self._approval_decided(approval_id) for approval_id in approval_ids)
+
+        try:
+            await workflow.wait_condition(
+                lambda: decided() or grown_too_long(),
+                timeout=max(remaining, timedelta(seconds=1)),
+            )
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            tools = []
+            for approval_id in approval_ids:
+                request = self._approval(approval_id)
+                if request is not None and request.status is ApprovalStatus.PENDING:
+                    request.status = ApprovalStatus.EXPIRED
+                    request.decided_at = workflow.now()
+                    tools.append(request.tool)
+                    self._log_approval(request)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise RunFailure(
+                f"no decision on the call of {', '.join(tools)} arrived within "
+                f"{_describe(limit)}; the run stopped waiting"
+            ) from None
+        if not decided():
+            await self._continue_as_new()
 
     async def _tool_call(self, call: ToolCall) -> None:
         try:

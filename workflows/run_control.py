@@ -22,8 +22,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from shared import RUN_STAGE, RUN_STATUS, StreamEvent
 from workflows.limits import text_problem
 from workflows.state import (
+    MAX_REASON_CHARS,
     RUN_TRANSITIONS,
     TERMINAL_STATUSES,
+    ApprovalDecided,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalStatus,
     InputAccepted,
     NodeState,
     NodeStatus,
@@ -124,6 +129,110 @@ class RunControl:
             return
         self._state.paused = False
         self._log_event("control", "resume requested")
+
+    # ---- approvals of tool calls (a tool whose policy is `approval: always`) -----------------
+
+    @workflow.update
+    def submit_approval(self, payload: ApprovalDecision) -> ApprovalDecided:
+        request = self._apply_decision(payload)
+        return ApprovalDecided(
+            approval_id=request.id, decision=request.status, status=self._state.status
+        )
+
+    @submit_approval.validator
+    def _validate_approval(self, payload: ApprovalDecision) -> None:
+        problem = self._approval_problem(payload)
+        if problem is not None:
+            raise ApplicationError(problem[1], type=problem[0])
+
+    @workflow.signal
+    def decide_approval(self, *args: Any) -> None:
+        if len(args) != 1:
+            workflow.logger.warning(
+                "ignored decide_approval with %d arguments (expected one: "
+                '{"approval_id": ..., "approve": true|false, "reason": ...})',
+                len(args),
+            )
+            return
+        try:
+            payload = ApprovalDecision.model_validate(args[0])
+        except ValidationError as exc:
+            workflow.logger.warning(
+                "ignored decide_approval with a malformed payload: %s", str(exc)[:300]
+            )
+            return
+        problem = self._approval_problem(payload)
+        if problem is not None:
+            workflow.logger.warning("ignored decide_approval: %s", problem[1])
+            return
+        self._apply_decision(payload)
+
+    def _approval_problem(self, payload: ApprovalDecision) -> tuple[str, str] | None:
+        request = self._approval(payload.approval_id)
+        if request is None:
+            return "ApprovalNotFound", f"the run has no approval {payload.approval_id[:100]!r}"
+        if request.status is not ApprovalStatus.PENDING:
+            return "InvalidState", f"approval {request.id} is already {request.status.value}"
+        if payload.reason:
+            problem = text_problem(payload.reason, MAX_REASON_CHARS)
+            if problem is not None:
+                return "InvalidInput", f"reason: {problem}"
+        return None
+
+    def _approval(self, approval_id: str) -> ApprovalRequest | None:
+        approvals: list[ApprovalRequest] = self._state.approvals
+        return next((a for a in approvals if a.id == approval_id), None)
+
+    def _request_approval(
+        self, tool: str, arguments: dict[str, Any], node_id: str | None = None
+    ) -> ApprovalRequest:
+        """Hold a tool call for a person: record it, move the run to WAITING_FOR_APPROVAL and
+        announce it on the stream. The caller waits until `_approval_decided(id)`."""
+        approvals: list[ApprovalRequest] = self._state.approvals
+        request = ApprovalRequest(
+            id=f"approval-{len(approvals) + 1}",
+            tool=tool,
+            arguments=arguments,
+            requested_at=workflow.now(),
+            node_id=node_id,
+        )
+        approvals.append(request)
+        if self._state.status is not RunStatus.WAITING_FOR_APPROVAL:
+            self._state.waiting_since = workflow.now()
+            self._update_status(
+                run=RunStatus.WAITING_FOR_APPROVAL, message=f"{tool} needs approval"
+            )
+        self._log_approval(request)
+        return request
+
+    def _approval_decided(self, approval_id: str) -> bool:
+        request = self._approval(approval_id)
+        return request is not None and request.status is not ApprovalStatus.PENDING
+
+    def _apply_decision(self, payload: ApprovalDecision) -> ApprovalRequest:
+        request = self._approval(payload.approval_id)
+        assert request is not None  # checked by the validator / the signal handler
+        request.status = ApprovalStatus.APPROVED if payload.approve else ApprovalStatus.DENIED
+        request.reason = payload.reason.strip() or None
+        request.decided_at = workflow.now()
+        self._log_approval(request)
+        pending = any(a.status is ApprovalStatus.PENDING for a in self._state.approvals)
+        if not pending and self._state.status is RunStatus.WAITING_FOR_APPROVAL:
+            self._state.waiting_since = None
+            self._update_status(run=RunStatus.RUNNING, message="approvals decided")
+        return request
+
+    def _log_approval(self, request: ApprovalRequest) -> None:
+        self._log_event(
+            "approval",
+            f"{request.id} {request.tool}: {request.status.value}",
+            approval_id=request.id,
+            tool=request.tool,
+            arguments=request.arguments,
+            status=request.status.value,
+            reason=request.reason,
+            node_id=request.node_id,
+        )
 
     @workflow.signal
     def step(self, *_ignored: Any) -> None:

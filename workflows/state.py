@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
+from activities.tools.catalog import ToolCatalog
 from shared import ToolRecord, Usage
 from workflows.graph_spec import GraphSpec
 from workflows.limits import Limits
@@ -23,6 +24,7 @@ class RunStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     WAITING_FOR_INPUT = "waiting_for_input"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
     PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -58,6 +60,7 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset(
         {
             RunStatus.WAITING_FOR_INPUT,
+            RunStatus.WAITING_FOR_APPROVAL,
             RunStatus.PAUSED,
             RunStatus.COMPLETED,
             RunStatus.FAILED,
@@ -66,6 +69,10 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     ),
     RunStatus.WAITING_FOR_INPUT: frozenset(
         {RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    # Every pending approval decided -> RUNNING (the approved calls run, the denied are reported).
+    RunStatus.WAITING_FOR_APPROVAL: frozenset(
+        {RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}
     ),
     RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
     RunStatus.COMPLETED: frozenset(),
@@ -157,6 +164,37 @@ MAX_INPUT_TIMEOUT_S = 366 * 24 * 3600
 MAX_INPUT_CHARS = 100_000
 
 
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    # No decision within the run's input timeout (the run then fails), or the run was cancelled.
+    EXPIRED = "expired"
+
+
+class ApprovalRequest(BaseModel):
+    """A tool call held for a person's decision (the tool's policy says `approval: always`)."""
+
+    id: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    requested_at: datetime
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    reason: str | None = None
+    decided_at: datetime | None = None
+    # Which graph node asked (graph runs); None for the agent's context stage.
+    node_id: str | None = None
+
+
+class PendingToolCall(BaseModel):
+    """A call of the current context round that waits until its round's approvals are decided
+    (kept in the state so a run continued as new while waiting goes on waiting for them)."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    approval_id: str | None = None
+
+
 class Reflection(BaseModel):
     score: float
     critique: str
@@ -176,6 +214,8 @@ class RunStateBase(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     paused: bool = False
     waiting_since: datetime | None = None
+    # Tool calls held for a person's decision, decided ones included (oldest first).
+    approvals: list[ApprovalRequest] = Field(default_factory=list)
     continued_as_new: int = 0
     # Set when the run ends: the tail of its event stream, so that a closed run's events are
     # read from its history (its result or failure) instead of by a worker replaying it.
@@ -201,6 +241,11 @@ class AgentState(RunStateBase):
     reflection: Reflection | None = None
     critique: str | None = None
     reflection_retries: int = 0
+    # The tools the run listed (recorded by the `list_tools` activity; None before that, and in
+    # runs started before tools were listed).
+    tools: ToolCatalog | None = None
+    # The context round whose calls wait for approvals (empty otherwise).
+    pending_tool_calls: list[PendingToolCall] = Field(default_factory=list)
 
 
 class RunSettings(BaseModel):
@@ -236,6 +281,24 @@ class UserInput(BaseModel):
     text: str
     # Graph runs: which waiting node the text answers (optional when exactly one waits).
     node_id: str | None = None
+
+
+# The longest reason a person may give with an approval decision.
+MAX_REASON_CHARS = 2000
+
+
+class ApprovalDecision(BaseModel):
+    """Payload of the `decide` update and the `decide_approval` signal."""
+
+    approval_id: str
+    approve: bool
+    reason: str = ""
+
+
+class ApprovalDecided(BaseModel):
+    approval_id: str
+    decision: ApprovalStatus
+    status: RunStatus
 
 
 class InputAccepted(BaseModel):

@@ -52,3 +52,18 @@ def retry_policy(max_attempts: int, initial_interval_s: float, backoff: float) -
         maximum_attempts=max_attempts,
         non_retryable_error_types=NON_RETRYABLE,
     )
+
+
+# Listing every tool source once per run (MCP servers that do not answer within the worker's
+# `mcp_list_timeout_s` are left out, not retried: the run goes on without them).
+TOOL_LISTING: ActivityConfig = {
+    **LLM_STAGE,
+    "start_to_close_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from activities.tools.catalog import Approval
 from activities.tools.registry import Tool, ToolContext, ToolResult
 
 
@@ -56,4 +57,6 @@ def append_note_tool(path: Path) -> Tool:
         description="Append a line of text to the notes file (exactly once per call).",
         args_model=AppendNoteArgs,
         func=_append,
+        # A side effect outside the run: a person approves it unless the operator says not to.
+        approval=Approval.ALWAYS,
     )

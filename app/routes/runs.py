@@ -22,6 +22,7 @@ from app.auth import Tenant
 from app.deps import AppSettings, Secret, TemporalClient
 from app.errors import (
     RETRY_AFTER_S,
+    ApprovalNotFound,
     IdempotencyConflict,
     InvalidGraph,
     InvalidInput,
@@ -40,6 +41,8 @@ from app.run_access import (
     task_failure,
 )
 from app.schemas import (
+    ApprovalAnswer,
+    ApprovalBody,
     ControlAccepted,
     ErrorBody,
     InputBody,
@@ -62,6 +65,7 @@ from workflows.state import (
     MAX_INPUT_CHARS,
     TERMINAL_STATUSES,
     AgentInput,
+    ApprovalDecision,
     GraphInput,
     GraphState,
     RunStatus,
@@ -454,6 +458,62 @@ async def submit_input(
     except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
         raise await closed_or(exc, client, run_id, settings, tenant, "input") from None
     return ControlAccepted(run_id=run_id, status=accepted.status)
+
+
+ApprovalId = Annotated[
+    str, Path(min_length=1, max_length=200, description="The approval's id (in `approvals`)")
+]
+
+
+@router.post(
+    "/{run_id}/approvals/{approval_id}",
+    response_model=ApprovalAnswer,
+    responses=ERRORS,
+    summary="Approve or deny a tool call the run holds for a person",
+)
+async def decide_approval(
+    run_id: RunId,
+    approval_id: ApprovalId,
+    body: ApprovalBody,
+    client: TemporalClient,
+    settings: AppSettings,
+    tenant: Tenant,
+) -> ApprovalAnswer:
+    if body.reason:
+        check_text(body.reason, len(body.reason) + 1, "body.reason")
+    description = await describe_owned(client, run_id, settings, tenant)
+    failure = await task_failure(client, description, settings)
+    if failure is not None:
+        raise InvalidState(
+            "the run is stuck (its workflow task keeps failing) and cannot take a decision",
+            {"errors": [failure]},
+        )
+    if await never_ran(client, description, settings):
+        raise ApprovalNotFound(f"the run has no approval {approval_id!r}", {"run_id": run_id})
+    handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+    try:
+        decided = await handle.execute_update(
+            AgentWorkflow.submit_approval,
+            ApprovalDecision(approval_id=approval_id, approve=body.approve, reason=body.reason),
+            rpc_timeout=timedelta(seconds=settings.query_timeout_s),
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        kind = cause.type if isinstance(cause, ApplicationError) else None
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        if kind == "ApprovalNotFound":
+            raise ApprovalNotFound(message, {"run_id": run_id}) from None
+        if kind == "InvalidInput":
+            raise InvalidInput(message) from None
+        raise InvalidState(message or "the run rejected the decision") from None
+    except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
+        raise await closed_or(exc, client, run_id, settings, tenant, "decided") from None
+    return ApprovalAnswer(
+        run_id=run_id,
+        approval_id=decided.approval_id,
+        decision=decided.decision,
+        status=decided.status,
+    )
 
 
 # Pause, resume and step: the same request, one table.

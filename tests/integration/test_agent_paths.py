@@ -33,7 +33,8 @@ async def test_arithmetic_uses_the_calculator_tool(client: Client, settings: Set
     assert "391" in (state.answer or "")
     assert [(t.name, t.ok) for t in state.tool_history] == [("calculator", True)]
     names = [n.name for n in state.nodes]
-    assert names[:3] == ["intent", "context-round-1", "tool-calculator"]
+    # The run lists its tools once (recorded), before its first context round.
+    assert names[:4] == ["intent", "list-tools", "context-round-1", "tool-calculator"]
     # An exact calculator result is not reflected on (the `skip-calculation-reflection` patch).
     assert names[-2:] == ["step-1", "step-2"] and "reflect" not in names
     assert state.reflection is not None and state.reflection.score == 1.0

@@ -30,9 +30,17 @@ from worker import build_worker
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import validate
-from workflows.state import AgentInput, AgentState, GraphInput, RunStatus, UserInput
+from workflows.state import (
+    AgentInput,
+    AgentState,
+    ApprovalDecision,
+    GraphInput,
+    RunStatus,
+    UserInput,
+)
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+RECORDER_TOOLS = Path(__file__).resolve().parent / "tools.yaml"
 
 
 class _BrokenPlanner(OfflineProvider):
@@ -129,6 +137,36 @@ async def continue_as_new(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return await _start(c, tq, "What is 17 * 23?", history_threshold=1)
 
 
+async def mcp_tool(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # Recorded after the `record-tool-catalog` change: the run lists its tools (an activity),
+    # then calls an MCP tool (mcp-server-time over stdio) as its own activity.
+    return await _start(c, tq, "What time is it in Tokyo?")
+
+
+async def approval_denied(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # A tool whose policy is `approval: always`: the run waits, the call is denied by update
+    # (never runs), the denial goes to the next round, which asks the user.
+    h = await _start(c, tq, "Look up order 42")
+    await _until(h, RunStatus.WAITING_FOR_APPROVAL)
+    await h.execute_update(
+        AgentWorkflow.submit_approval,
+        ApprovalDecision(approval_id="approval-1", approve=False, reason="not now"),
+    )
+    await _until(h, RunStatus.WAITING_FOR_INPUT)
+    await h.execute_update(AgentWorkflow.submit_input, UserInput(text="It is the blue teapot"))
+    return h
+
+
+async def approval_by_signal(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # Approved by the `decide_approval` signal, after malformed ones (logged and dropped).
+    h = await _start(c, tq, "Look up order 42")
+    await _until(h, RunStatus.WAITING_FOR_APPROVAL)
+    await h.signal("decide_approval", args=[])
+    await h.signal("decide_approval", {"approval_id": "approval-9", "approve": True})
+    await h.signal("decide_approval", {"approval_id": "approval-1", "approve": True})
+    return h
+
+
 async def chat_checked(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     # Recorded after the worker began checking queries (`check-query-in-worker` marker), with
     # malformed signals of every arity.
@@ -157,6 +195,9 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
         input_timeout,
         continue_as_new,
         chat_checked,
+        mcp_tool,
+        approval_denied,
+        approval_by_signal,
     )
 }
 
@@ -376,7 +417,11 @@ GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any,
 
 
 async def record(address: str, only: set[str] | None = None) -> None:
-    settings = Settings(temporal_address=address, task_queue=f"record-{uuid.uuid4().hex}")
+    settings = Settings(
+        temporal_address=address,
+        task_queue=f"record-{uuid.uuid4().hex}",
+        tools_file=RECORDER_TOOLS,
+    )
     client = await connect(settings)
     await ensure_search_attributes(client, settings.namespace)
     HISTORIES.mkdir(exist_ok=True)
