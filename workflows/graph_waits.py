@@ -7,9 +7,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from workflows.run_control import InputProblem, RunControl
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from activities.tools.catalog import ListToolsInput, ToolCatalog, ToolSpec
+from workflows import timeouts
+from workflows.node_kinds import NodeFailed
+from workflows.run_control import InputProblem, RunControl, failure_message
 from workflows.state import (
     TERMINAL_STATUSES,
+    ApprovalRequest,
+    ApprovalStatus,
     GraphState,
     NodeState,
     NodeStatus,
@@ -18,6 +26,9 @@ from workflows.state import (
     UserInput,
 )
 
+# workflow.patched() id (docs/versioning.md): tool nodes honour the tools' approval policies.
+GRAPH_TOOL_APPROVALS = "graph-tool-approvals"
+
 
 class NodeWaits(RunControl):
     _state: GraphState
@@ -25,27 +36,43 @@ class NodeWaits(RunControl):
     _finished: list[tuple[str, str | None]]  # nodes that ended, not yet handled
     answers: dict[str, str]  # accepted answers, by node id, until the node takes them
     v2: bool
+    _listing: asyncio.Task[None] | None = None  # the tool listing, shared by parallel nodes
 
     def _refresh_status(self, message: str = "") -> None:
-        """Running while any node works; waiting for input when a node waits and none works;
-        paused when nodes are held and none works or waits. (Runs started before v2 showed a
-        waiting question first, whatever else ran; they replay so.)"""
+        """Running while any node works; else waiting for approval when a tool node's call
+        waits for a decision, waiting for input when a node waits for an answer; paused when
+        nodes are held and none works or waits. (Runs started before v2 showed a waiting
+        question first, whatever else ran; they replay so.)"""
         state = self._state
         if state.status in (RunStatus.PENDING, *TERMINAL_STATUSES):
             return
-        waiting = {q.node_id for q in state.questions}
+        asking = {q.node_id for q in state.questions}
+        approving = {
+            a.node_id for a in state.approvals if a.status is ApprovalStatus.PENDING and a.node_id
+        }
         done = {node_id for node_id, _ in self._finished}
+        waiting = asking | approving
         status = RunStatus.RUNNING
         if self.v2 and any(n not in waiting and n not in done for n in self._tasks):
             status = RunStatus.RUNNING
-        elif waiting:
+        elif approving:
+            status = RunStatus.WAITING_FOR_APPROVAL
+        elif asking:
             status = RunStatus.WAITING_FOR_INPUT
         elif self._held:
             status = RunStatus.PAUSED
+        if approving:
+            pending = (a for a in state.approvals if a.status is ApprovalStatus.PENDING)
+            state.waiting_since = min(a.requested_at for a in pending)
+        else:
+            self._show_first_question()
         if status is not state.status:
             self._update_status(run=status, message=message)
 
     def _on_hold_change(self, message: str) -> None:
+        self._refresh_status(message)
+
+    def _approvals_changed(self, message: str) -> None:
         self._refresh_status(message)
 
     def open_question(self, asked: OpenQuestion) -> None:
@@ -86,6 +113,36 @@ class NodeWaits(RunControl):
         self._refresh_status("input received")
 
     # ---- what a node may change of its run ---------------------------------------------------
+
+    async def tool_catalog(self) -> list[ToolSpec] | None:
+        """The tools this run may call (with their approval policies), listed once by an
+        activity whose result the run keeps, so a replay never asks a server again. Runs
+        before it list nothing, and no call of theirs waits for approval."""
+        if self._state.tools is None and workflow.patched(GRAPH_TOOL_APPROVALS):
+            if self._listing is None:
+                self._listing = asyncio.create_task(self._list_tools())
+            await self._listing
+        return self._state.tools.tools if self._state.tools is not None else None
+
+    async def _list_tools(self) -> None:
+        config: workflow.ActivityConfig = {**timeouts.TOOL_LISTING, "summary": "list-tools"}
+        try:
+            catalog = await workflow.execute_activity(
+                "list_tools", ListToolsInput(), result_type=ToolCatalog, **config
+            )
+        except ActivityError as exc:
+            raise NodeFailed(f"listing the tools failed: {failure_message(exc)}") from None
+        self._state.tools = catalog
+        for server, reason in catalog.unavailable.items():
+            self._log_event("control", f"MCP server {server} left out: {reason}")
+
+    def expire_approval(self, request: ApprovalRequest) -> None:
+        """No decision came (in time, or before the run was cancelled)."""
+        if request.status is ApprovalStatus.PENDING:
+            request.status = ApprovalStatus.EXPIRED
+            request.decided_at = workflow.now()
+            self._log_approval(request)
+            self._refresh_status("approval expired")
 
     @property
     def state(self) -> GraphState:

@@ -45,6 +45,8 @@ class NodeHost(Protocol):
 
     async def ask(self, question: str, wait: timedelta | None) -> str: ...
 
+    async def approve(self, tool: str, arguments: dict[str, Any]) -> None: ...
+
     async def agent(self, query: str) -> Output: ...
 
     def add_usage(self, usage: Usage) -> None: ...
@@ -157,6 +159,7 @@ class ToolNode(NodeBase):
 
     async def execute(self, host: NodeHost, prepared: dict[str, Any]) -> Output:
         tool = self.config.tool
+        await host.approve(tool, prepared["args"])  # a tool that needs a person's approval
         arg = ToolCallInput(name=tool, arguments=prepared["args"])
         out: ToolCallOutput = await host.activity(
             "run_tool", arg, ToolCallOutput, timeouts.TOOL_CALL

@@ -19,13 +19,21 @@ from temporalio.exceptions import (
     ChildWorkflowError,
 )
 
+from activities.tools.catalog import needs_approval
 from shared import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT, Usage
 from workflows import timeouts
 from workflows.expressions import ExpressionError, evaluate, render
 from workflows.limits import read_weight
 from workflows.node_kinds import NodeBase, NodeFailed, Output, TransformNode
 from workflows.run_control import failure_message
-from workflows.state import AgentInput, AgentState, NodeState, NodeStatus, OpenQuestion
+from workflows.state import (
+    AgentInput,
+    AgentState,
+    ApprovalStatus,
+    NodeState,
+    NodeStatus,
+    OpenQuestion,
+)
 
 if TYPE_CHECKING:
     from workflows.graph import GraphWorkflow
@@ -182,6 +190,30 @@ class NodeRun:
             if not graph.continuing:  # else the next run asks on
                 graph.close_question(node_id)
         return graph.answers.pop(node_id)
+
+    async def approve(self, tool: str, arguments: dict[str, Any]) -> None:
+        """Wait for a person's decision when the tool's policy asks for one (the run lists its
+        tools once). A denial, or no decision in time, fails the node: the call never runs."""
+        graph = self.graph
+        if not needs_approval(await graph.tool_catalog(), tool):
+            return
+        request = graph._request_approval(tool, arguments, node_id=self.spec.id)
+        limit = timedelta(seconds=graph.inp.input_timeout_s)
+        try:
+            await workflow.wait_condition(
+                lambda: graph._approval_decided(request.id), timeout=limit
+            )
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            graph.expire_approval(request)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise NodeFailed(
+                f"no decision on the call of {tool} arrived within "
+                f"{int(limit.total_seconds())} seconds; it did not run"
+            ) from None
+        if request.status is ApprovalStatus.DENIED:
+            reason = f": {request.reason}" if request.reason else ""
+            raise NodeFailed(f"the call of {tool} was denied by a person{reason}; it did not run")
 
     async def agent(self, query: str) -> Output:
         graph, spec, node = self.graph, self.spec, self.node

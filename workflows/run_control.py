@@ -197,13 +197,21 @@ class RunControl:
             node_id=node_id,
         )
         approvals.append(request)
-        if self._state.status is not RunStatus.WAITING_FOR_APPROVAL:
-            self._state.waiting_since = workflow.now()
-            self._update_status(
-                run=RunStatus.WAITING_FOR_APPROVAL, message=f"{tool} needs approval"
-            )
+        self._approvals_changed(f"{tool} needs approval")
         self._log_approval(request)
         return request
+
+    def _approvals_changed(self, message: str) -> None:
+        """The run's status once an approval is requested or decided: waiting for approval
+        while any is pending. (Graph runs derive it from their nodes instead.)"""
+        pending = any(a.status is ApprovalStatus.PENDING for a in self._state.approvals)
+        waiting = self._state.status is RunStatus.WAITING_FOR_APPROVAL
+        if pending and not waiting:
+            self._state.waiting_since = workflow.now()
+            self._update_status(run=RunStatus.WAITING_FOR_APPROVAL, message=message)
+        elif not pending and waiting:
+            self._state.waiting_since = None
+            self._update_status(run=RunStatus.RUNNING, message=message)
 
     def _approval_decided(self, approval_id: str) -> bool:
         request = self._approval(approval_id)
@@ -216,10 +224,7 @@ class RunControl:
         request.reason = payload.reason.strip() or None
         request.decided_at = workflow.now()
         self._log_approval(request)
-        pending = any(a.status is ApprovalStatus.PENDING for a in self._state.approvals)
-        if not pending and self._state.status is RunStatus.WAITING_FOR_APPROVAL:
-            self._state.waiting_since = None
-            self._update_status(run=RunStatus.RUNNING, message="approvals decided")
+        self._approvals_changed("approvals decided")
         return request
 
     def _log_approval(self, request: ApprovalRequest) -> None:

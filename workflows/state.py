@@ -67,12 +67,26 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
             RunStatus.CANCELLED,
         }
     ),
+    # A graph run may wait for an answer and an approval at once (its status shows the approval).
     RunStatus.WAITING_FOR_INPUT: frozenset(
-        {RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.FAILED, RunStatus.CANCELLED}
+        {
+            RunStatus.RUNNING,
+            RunStatus.WAITING_FOR_APPROVAL,
+            RunStatus.PAUSED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        }
     ),
-    # Every pending approval decided -> RUNNING (the approved calls run, the denied are reported).
+    # Every pending approval decided -> RUNNING (the approved calls run, the denied are reported);
+    # a graph run then shows what else it waits for, or its held nodes.
     RunStatus.WAITING_FOR_APPROVAL: frozenset(
-        {RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}
+        {
+            RunStatus.RUNNING,
+            RunStatus.WAITING_FOR_INPUT,
+            RunStatus.PAUSED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        }
     ),
     RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
     RunStatus.COMPLETED: frozenset(),
@@ -333,6 +347,9 @@ class GraphState(RunStateBase):
     # Which nodes are ready, running or done, and which edges were taken (continue-as-new
     # carries it).
     scheduler: SchedulerState | None = None
+    # What the run's tool nodes may call and which need a person's approval (listed once, by
+    # the first tool node; continue-as-new carries it).
+    tools: ToolCatalog | None = None
 
 
 class GraphInput(RunSettings):

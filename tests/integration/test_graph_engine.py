@@ -15,7 +15,14 @@ from tests.helpers import eventually
 from tests.integration.graphs import graph_state, start_graph
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
-from workflows.state import AgentState, GraphState, NodeStatus, RunStatus, UserInput
+from workflows.state import (
+    AgentState,
+    ApprovalDecision,
+    GraphState,
+    NodeStatus,
+    RunStatus,
+    UserInput,
+)
 
 
 def node(state: GraphState, node_id: str) -> Any:
@@ -287,3 +294,61 @@ async def test_an_agent_node_names_its_child_at_once_and_the_child_can_be_answer
         state = await handle.result()
     assert state.status is RunStatus.COMPLETED
     assert "May" in str(state.outputs["trip"]["value"]["answer"])
+
+
+def note_graph() -> dict:  # type: ignore[type-arg]
+    """A tool node calling `append_note` (its policy: a person approves each call)."""
+    spec = graph(
+        [
+            {
+                "id": "note",
+                "type": "tool",
+                "config": {"tool": "append_note", "args": {"text": "'graph ' + input.word"}},
+            },
+            setter("after", result="note.value.result"),
+            setter("refused", why="note.metadata.error"),
+        ],
+        [("note", "after")],
+    )
+    spec["edges"].append({"source": "note", "target": "refused", "on": "failure"})
+    return spec
+
+
+async def test_a_tool_node_waits_for_approval_and_runs_once_approved(
+    client: Client, settings: Settings, worker
+):
+    async with worker():
+        handle = await start_graph(client, settings, note_graph(), {"word": "yes"})
+        held = await eventually(
+            lambda: graph_state(handle), lambda s: s.status is RunStatus.WAITING_FOR_APPROVAL
+        )
+        [request] = held.approvals
+        assert (request.tool, request.node_id) == ("append_note", "note")
+        assert request.arguments == {"text": "graph yes"}
+        assert node(held, "note").status is NodeStatus.EXECUTING
+        assert not settings.notes_file.exists()  # nothing ran before the decision
+        await handle.execute_update(
+            GraphWorkflow.submit_approval, ApprovalDecision(approval_id=request.id, approve=True)
+        )
+        state = await handle.result()
+    assert state.status is RunStatus.COMPLETED
+    assert node(state, "refused").status is NodeStatus.SKIPPED
+    assert "graph yes" in settings.notes_file.read_text()
+    assert state.tools is not None and any(t.name == "append_note" for t in state.tools.tools)
+
+
+async def test_a_denied_tool_node_never_calls_its_tool(client: Client, settings: Settings, worker):
+    async with worker():
+        handle = await start_graph(client, settings, note_graph(), {"word": "no"})
+        held = await eventually(lambda: graph_state(handle), lambda s: bool(s.approvals))
+        await handle.signal(
+            GraphWorkflow.decide_approval,
+            {"approval_id": held.approvals[0].id, "approve": False, "reason": "not today"},
+        )
+        state = await handle.result()
+    assert state.status is RunStatus.COMPLETED
+    assert node(state, "note").status is NodeStatus.FAILED
+    assert state.variables["vars"]["why"] == (
+        "the call of append_note was denied by a person: not today; it did not run"
+    )
+    assert not settings.notes_file.exists()

@@ -304,7 +304,7 @@ async def _graph_state(h: WorkflowHandle[Any, Any], done: Callable[[Any], bool])
 async def _start_graph(
     c: Client, tq: str, spec: dict[str, Any], workflow_id: str | None = None, **options: Any
 ) -> WorkflowHandle[Any, Any]:
-    checked = validate(spec, ["calculator", "search_docs"])
+    checked = validate(spec, ["calculator", "search_docs", "append_note"])
     assert checked.spec is not None, checked.problems
     return await c.start_workflow(
         GraphWorkflow.run,
@@ -398,6 +398,30 @@ async def agent_child(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return h
 
 
+async def tool_denied(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    """A tool node held for approval (append_note's policy), denied: the call never runs."""
+    spec = {
+        "name": "note",
+        "entry": "note",
+        "nodes": [
+            {
+                "id": "note",
+                "type": "tool",
+                "config": {"tool": "append_note", "args": {"text": "'x'"}},
+            },
+            _set("refused", "note.metadata.error"),
+        ],
+        "edges": [{"source": "note", "target": "refused", "on": "failure"}],
+    }
+    h = await _start_graph(c, tq, spec)
+    state = await _graph_state(h, lambda s: bool(s.approvals))
+    await h.signal(
+        GraphWorkflow.decide_approval,
+        {"approval_id": state.approvals[0].id, "approve": False, "reason": "no"},
+    )
+    return h
+
+
 GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
     "triage": lambda c, tq: _graph(c, tq, "triage", {"ticket": "refund please"}),
     # Recorded after the worker began enforcing limits (`enforce-limits-in-worker` marker).
@@ -413,6 +437,8 @@ GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any,
     "question_timeout": lambda c, tq: _start_graph(c, tq, QUESTION_TIMEOUT),
     "loop_continue_as_new": lambda c, tq: _start_graph(c, tq, TOOL_LOOP, history_threshold=60),
     "agent_child": agent_child,
+    # Recorded with `graph-tool-approvals`.
+    "tool_denied": tool_denied,
 }
 
 

@@ -47,6 +47,7 @@ def test_every_path_has_a_recorded_history() -> None:
         "graph_question_timeout",
         "graph_loop_continue_as_new",
         "graph_agent_child",
+        "graph_tool_denied",
     } <= names
 
 
