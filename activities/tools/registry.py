@@ -169,20 +169,3 @@ class ToolRegistry:
     async def aclose(self) -> None:
         for source in self._sources.values():
             await source.aclose()
-
-
-def default_registry(knowledge_dir: Any, notes_file: Any = None) -> ToolRegistry:
-    import tempfile
-    from pathlib import Path
-
-    from activities.tools.calculator import calculator_tool
-    from activities.tools.notes import append_note_tool
-    from activities.tools.search_docs import search_docs_tool
-    from activities.tools.wait import wait_tool
-
-    notes = (
-        Path(notes_file) if notes_file else Path(tempfile.gettempdir()) / "durable-agent-notes.txt"
-    )
-    return ToolRegistry(
-        [calculator_tool(), search_docs_tool(knowledge_dir), append_note_tool(notes), wait_tool()]
-    )

@@ -35,10 +35,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from activities.tools.builtin import default_registry
 from activities.tools.catalog import Approval
 from activities.tools.functions import SignatureError, function_tool
 from activities.tools.mcp import MCPServer, MCPServerConfig
-from activities.tools.registry import Tool, ToolRegistry, default_registry
+from activities.tools.registry import Tool, ToolRegistry
 
 ENTRY_POINT_GROUP = "durable_agent.tools"
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"

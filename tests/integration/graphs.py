@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 
-from activities.tools.registry import Tool, ToolContext, ToolRegistry, ToolResult, default_registry
+from activities.tools.builtin import default_registry
+from activities.tools.registry import Tool, ToolContext, ToolRegistry, ToolResult
 from config import PROJECT_ROOT, Settings
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import validate

@@ -16,7 +16,8 @@ import pytest
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from activities.tools.registry import Tool, ToolContext, ToolResult, default_registry
+from activities.tools.builtin import default_registry
+from activities.tools.registry import Tool, ToolContext, ToolResult
 from config import Settings
 from devstack.processes import temporal_binary
 from tests.integration.graphs import graph_state

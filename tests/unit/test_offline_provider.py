@@ -2,7 +2,8 @@ import pytest
 
 from activities.llm import OfflineProvider, is_small_talk
 from activities.models import ContextInput, Intent, IntentInput, Sufficiency
-from activities.tools.registry import ToolContext, default_registry
+from activities.tools.builtin import default_registry
+from activities.tools.registry import ToolContext
 from config import Settings
 from shared import ToolRecord
 

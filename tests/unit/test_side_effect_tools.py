@@ -21,7 +21,7 @@ async def test_a_note_after_continue_as_new_is_not_taken_for_a_retry(tmp_path: P
     from activities.context import ContextActivities
     from activities.llm import OfflineProvider
     from activities.models import ToolCallInput
-    from activities.tools.registry import default_registry
+    from activities.tools.builtin import default_registry
 
     notes = tmp_path / "notes.txt"
     tools = ContextActivities(OfflineProvider(), default_registry(tmp_path, notes))
