@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -137,5 +139,20 @@ async def _connect_when_reachable(settings: Settings, stop: asyncio.Event) -> Cl
     return None
 
 
+def _exit_without_finalizing() -> None:
+    """End the process once the worker has shut down, skipping interpreter finalization.
+
+    The SDK's native (Rust) threads can still call into Python after `asyncio.run` returns; one
+    that does so while the interpreter finalizes aborts the process with "Fatal Python error:
+    PyGILState_Release ... finalizing" (sdk-python issue 300; here 2 in 20 stops). Everything
+    worth doing at exit is done by then: flush the logs and leave.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     asyncio.run(main())
+    _exit_without_finalizing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -58,15 +59,40 @@ def dev_server_command(
     return cmd
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A `preexec_fn` that has the kernel send SIGTERM to the child when `parent` ends, however it
+    ends (SIGKILL included). Linux only; elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    # Looked up before the fork: a forked child should call as little as possible.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent was already gone before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
 def start(
     cmd: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
     cwd: Path | None = None,
+    die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start a process in its own session, so a Ctrl-C reaches only the supervisor, which then
-    stops the children in order."""
+    stops the children in order.
+
+    `die_with_parent`: the child gets SIGTERM if this process dies without stopping it (so no
+    orphan keeps the stack's ports). Only for a single-threaded parent such as `make up`'s
+    launcher: a `preexec_fn` is not safe in a process with threads (the test suite's).
+    """
     out = open(log, "ab") if log else None  # noqa: SIM115 - owned by the child's lifetime
     return subprocess.Popen(
         list(cmd),
@@ -75,6 +101,7 @@ def start(
         stderr=subprocess.STDOUT if out else None,
         cwd=cwd,
         start_new_session=True,
+        preexec_fn=_die_with(os.getpid()) if die_with_parent else None,
     )
 
 
@@ -90,9 +117,13 @@ def wait_until(
     timeout: float,
     what: str,
     proc: subprocess.Popen[bytes] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> None:
+    """Poll `condition` until it holds; raise if `proc` exits, `cancel()` holds or time is up."""
     deadline = time.monotonic() + timeout
     while not condition():
+        if cancel is not None and cancel():
+            raise InterruptedError(f"{what}: start-up interrupted")
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what}: the process exited with code {proc.returncode}")
         if time.monotonic() > deadline:
