@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from activities.tools.registry import ToolRegistry
 from activities.tools.sources import ToolConfigError, build_registry
@@ -47,7 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         registering.cancel()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's assets served from here, not from a CDN,
+    # so the interactive docs work offline.
+    app = FastAPIOffline(
         title="durable-agent",
         version="0.1.0",
         description=(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import Stack
+from tests.helpers import with_default_sigint
 
 CLI = str(Path(sys.executable).parent / "durable-agent")
 
@@ -58,13 +61,27 @@ def test_calculator_run_prints_progress_and_the_result(stack: Stack):
     assert "391" in done.stdout.splitlines()[-1]
 
 
-def test_ctrl_c_detaches_and_says_how_to_reattach(stack: Stack):
+@pytest.fixture(params=["from a terminal", "as a background job"])
+def launched(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The SIGINT disposition this test process would have, had it been started from a terminal,
+    or as a background job (`make test &`, nohup): there SIGINT is ignored, and children inherit
+    that."""
+    background = request.param == "as a background job"
+    previous = signal.signal(
+        signal.SIGINT, signal.SIG_IGN if background else signal.default_int_handler
+    )
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_detaches_and_says_how_to_reattach(stack: Stack, launched: None):
     with httpx.Client(base_url=stack.base_url, timeout=30) as http:
         run_id = http.post("/api/v1/runs", json={"query": "Plan my trip to Lisbon"}).json()[
             "run_id"
         ]
+        # As a user's Ctrl-C would: the CLI gets SIGINT's default action, whatever we inherited.
         proc = subprocess.Popen(
-            [CLI, "attach", run_id],
+            with_default_sigint([CLI, "attach", run_id]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
