@@ -272,3 +272,16 @@ def test_ctrl_c_with_output_piped_to_tee_stops_everything(local_stack: Launch):
         what="the launcher, server, worker and gateway to stop",
     )
     assert not any(port_open("127.0.0.1", port) for port in stack.ports.values())
+
+
+def test_nothing_outlives_a_killed_launcher(local_stack: Launch):
+    stack = local_stack()
+    stack.wait_up()
+    pids = stack.pids()
+    os.kill(stack.state()["pid"], signal.SIGKILL)  # no chance to stop anything itself
+    until(
+        lambda: not any(_alive(pid) for pid in pids.values()),
+        deadline_s=30,
+        what="the server, worker and gateway to stop",
+    )
+    assert not any(port_open("127.0.0.1", port) for port in stack.ports.values())
