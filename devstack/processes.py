@@ -111,6 +111,10 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+class StartCancelled(Exception):
+    """`wait_until`'s `cancel()` held: the caller was asked to stop while waiting."""
+
+
 def wait_until(
     condition: Callable[[], bool],
     *,
@@ -123,7 +127,7 @@ def wait_until(
     deadline = time.monotonic() + timeout
     while not condition():
         if cancel is not None and cancel():
-            raise InterruptedError(f"{what}: start-up interrupted")
+            raise StartCancelled(f"{what}: start-up cancelled")
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what}: the process exited with code {proc.returncode}")
         if time.monotonic() > deadline:

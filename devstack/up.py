@@ -27,7 +27,14 @@ from typing import IO, Any
 import psutil
 
 from config import PROJECT_ROOT, Settings, get_settings
-from devstack.processes import dev_server_command, port_open, start, stop, wait_until
+from devstack.processes import (
+    StartCancelled,
+    dev_server_command,
+    port_open,
+    start,
+    stop,
+    wait_until,
+)
 
 logger = logging.getLogger("devstack")
 
@@ -234,6 +241,8 @@ def main() -> int:
     if lock is None:
         sys.stderr.write(_already_running(data_dir))
         return 1
+    # Left by a launcher that was killed: it describes nothing that runs.
+    (data_dir / STATE_FILE).unlink(missing_ok=True)
     host, _, port_text = settings.temporal_address.rpartition(":")
     port = int(port_text)
     stack = Stack(settings, data_dir, external_temporal=port_open(host, port))
@@ -313,7 +322,7 @@ def main() -> int:
         while not stopping.wait(0.2):
             stack.supervise_once()
         return 0
-    except InterruptedError:
+    except StartCancelled:
         return 0
     except (RuntimeError, TimeoutError) as exc:
         logger.error("could not keep the stack running: %s", exc)
