@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -89,6 +90,15 @@ LONG_GRAPH: dict[str, Any] = {
     "edges": [{"source": "work", "target": "fin"}],
 }
 
+
+# Lines a worker logs when it cannot replay a run it holds: the run then answers no query on
+# that worker (the SDK core's nondeterminism error, and a cache eviction that cannot finish).
+REPLAY_FAILURE_SIGNS = (
+    "Nondeterminism(",
+    "Failed running eviction job",
+    "Timed out running eviction",
+)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # How long one run may take to be followed to its result, or to take its answer, through the
 # chaos (the whole suite has its own, shorter deadline).
@@ -208,6 +218,17 @@ class Cluster:
             if proc is not None:
                 stop(proc)
 
+    def replay_failures(self) -> list[str]:
+        """What the workers logged about runs they could not replay (docs/durability.md: a
+        worker stuck on one run's replay). A run can complete on one worker and still be
+        unreadable on another, so the workers' own word is checked, not only the runs'."""
+        found = []
+        for log in sorted(self.folder.glob("*-worker*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                if any(sign in line for sign in REPLAY_FAILURE_SIGNS):
+                    found.append(f"{log.name}: {ANSI.sub('', line)[-300:]}")
+        return found
+
 
 @dataclass
 class Report:
@@ -218,13 +239,14 @@ class Report:
     wrong: list[str]
     stalls: dict[str, list[float]]
     seconds: float
-    # Completed runs (Temporal's visibility says so) whose state no worker would answer: the
-    # SDK/server issue in docs/durability.md ("a worker stuck on one run's replay").
+    # Runs a worker could not replay (it logged why), and completed runs (Temporal's
+    # visibility says so) whose state no worker would answer: docs/durability.md, "a worker
+    # stuck on one run's replay". None is tolerated.
     stuck: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.wrong)
+        return not (self.lost or self.duplicated or self.wrong or self.stuck)
 
     def summary(self) -> str:
         every = [s for values in self.stalls.values() for s in values]
@@ -561,6 +583,7 @@ async def run_chaos(
             if problems[0] and "UNANSWERABLE" in problems[0] and plan.run_id:
                 if await driver.completed_in_visibility(plan.run_id):
                     stuck.append(lost.pop())
+        stuck.extend(cluster.replay_failures())
         return Report(
             runs,
             counts,

@@ -19,10 +19,6 @@ async def test_nothing_is_lost_repeated_or_wrong_when_everything_is_killed(tmp_p
     sys.stdout.write(f"\nchaos seed={seed} (CHAOS_SEED={seed} replays it)\n")
     report = await run_chaos(runs=30, seed=seed, kills_per_kind=2, folder=tmp_path, deadline_s=240)
     sys.stdout.write(f"\n{report.summary()} seed={seed}\n{report.details()}\n")
+    # `ok` includes no stuck run: none a worker failed to replay, none left unreadable.
     assert report.ok, f"{report.summary()} (seed={seed})\n{report.details()}"
-    # Known and documented (docs/durability.md): rarely, after a Temporal server restart in the
-    # middle of an input Update, one worker cannot replay a completed run for queries. The run
-    # itself completed correctly (checked through visibility); at most one such run is tolerated
-    # here and every one is printed. `make chaos` reports them too.
-    assert len(report.stuck) <= 1, report.details()
     assert sum(report.kills.values()) == 6
