@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from shared import RUN_STAGE, RUN_STATUS, StreamEvent
 from workflows.limits import text_problem
 from workflows.state import (
+    MAX_INPUT_IDS,
     MAX_REASON_CHARS,
     RUN_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -30,6 +31,7 @@ from workflows.state import (
     ApprovalRequest,
     ApprovalStatus,
     InputAccepted,
+    InputCheck,
     NodeState,
     NodeStatus,
     RunEvent,
@@ -80,8 +82,26 @@ class RunControl:
 
     @workflow.update
     def submit_input(self, payload: UserInput) -> InputAccepted:
-        self._accept_input(payload)
+        self._take_input(payload)
         return InputAccepted(status=self._state.status)
+
+    @workflow.query
+    def check_input(self, payload: UserInput) -> InputCheck:
+        """What `provide_input` would do with this payload now, without writing anything: the
+        gateway checks with it, then signals (docs/durability.md says why not the update)."""
+        status = self._state.status
+        taken = self._state.inputs_taken.get(payload.input_id or "")
+        if taken is not None:
+            return InputCheck(taken=True, status=taken)
+        problem = self._input_problem(payload)
+        if problem is None:
+            return InputCheck(status=status)
+        return InputCheck(
+            status=status,
+            problem_type=problem.type,
+            problem=problem.message,
+            problem_field=problem.field,
+        )
 
     @submit_input.validator
     def _validate_input(self, payload: UserInput) -> None:
@@ -110,11 +130,13 @@ class RunControl:
                 "ignored provide_input with a malformed payload: %s", str(exc)[:300]
             )
             return
+        if payload.input_id is not None and payload.input_id in self._state.inputs_taken:
+            return  # a retry of an input this run took already
         problem = self._input_problem(payload)
         if problem is not None:
             workflow.logger.warning("ignored provide_input: %s", problem.message)
             return
-        self._accept_input(payload)
+        self._take_input(payload)
 
     @workflow.signal
     def pause(self, *_ignored: Any) -> None:
@@ -260,6 +282,14 @@ class RunControl:
     def _text_problem(self, text: str) -> InputProblem | None:
         problem = text_problem(text, self._max_input_chars)
         return InputProblem("InvalidInput", problem) if problem is not None else None
+
+    def _take_input(self, payload: UserInput) -> None:
+        self._accept_input(payload)
+        if payload.input_id is not None:
+            taken = self._state.inputs_taken
+            taken[payload.input_id] = self._state.status
+            for old in list(taken)[:-MAX_INPUT_IDS]:
+                del taken[old]
 
     def _accept_input(self, payload: UserInput) -> None:
         self._on_input(payload.text.strip())

@@ -176,6 +176,9 @@ class RunEvent(BaseModel):
 MAX_INPUT_TIMEOUT_S = 366 * 24 * 3600
 # The longest answer any run may be configured to take.
 MAX_INPUT_CHARS = 100_000
+# Input ids (retries of one answer) a run remembers, and how long one may be.
+MAX_INPUT_IDS = 50
+MAX_INPUT_ID_CHARS = 100
 
 
 class ApprovalStatus(StrEnum):
@@ -231,6 +234,8 @@ class RunStateBase(BaseModel):
     # Tool calls held for a person's decision, decided ones included (oldest first).
     approvals: list[ApprovalRequest] = Field(default_factory=list)
     continued_as_new: int = 0
+    # Input ids the run took, with its status right after each (the newest MAX_INPUT_IDS).
+    inputs_taken: dict[str, RunStatus] = Field(default_factory=dict)
     # Set when the run ends: the tail of its event stream, so that a closed run's events are
     # read from its history (its result or failure) instead of by a worker replaying it.
     final_stream: WorkflowStreamState | None = None
@@ -295,6 +300,8 @@ class UserInput(BaseModel):
     text: str
     # Graph runs: which waiting node the text answers (optional when exactly one waits).
     node_id: str | None = None
+    # Names one input across retries: a signal with an id the run already took is ignored.
+    input_id: str | None = Field(default=None, max_length=MAX_INPUT_ID_CHARS)
 
 
 # The longest reason a person may give with an approval decision.
@@ -318,6 +325,18 @@ class ApprovalDecided(BaseModel):
 class InputAccepted(BaseModel):
     accepted: bool = True
     status: RunStatus
+
+
+class InputCheck(BaseModel):
+    """The `check_input` query's answer: whether the run took this input already (and its
+    status then), else why it would refuse it now (`problem_type` InvalidState or
+    InvalidInput, the payload's field at fault), or nothing when it would take it."""
+
+    taken: bool = False
+    status: RunStatus
+    problem_type: str | None = None
+    problem: str | None = None
+    problem_field: str = "text"
 
 
 class OpenQuestion(BaseModel):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
-from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     Priority,
     SearchAttributePair,
@@ -68,10 +76,14 @@ from workflows.state import (
     ApprovalDecision,
     GraphInput,
     GraphState,
+    InputCheck,
     RunStatus,
     Stage,
     UserInput,
 )
+
+# How often the gateway looks whether a run took an input it was sent.
+INPUT_POLL_S = 0.05
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -418,7 +430,7 @@ async def submit_input(
         ),
     ] = None,
 ) -> ControlAccepted:
-    # The run's own limit (pinned when it started) is its validator's to check.
+    # The run's own limit (pinned when it started) is its `check_input` query's to check.
     check_text(body.text, MAX_INPUT_CHARS, "body.text")
     description = await describe_owned(client, run_id, settings, tenant)
     failure = await task_failure(client, description, settings)
@@ -432,32 +444,84 @@ async def submit_input(
     target, node_id = run_id, body.node_id
     if description.workflow_type == "GraphWorkflow":
         target, node_id = await _input_target(client, run_id, body.node_id, settings, tenant)
-    # With a key, the update id is derived from (tenant, run, key): Temporal answers a repeated
-    # update id with the stored outcome of the first, so a retry applies the input only once.
-    update_id = None
+    # The input goes as a signal, checked first with the run's read-only `check_input` query,
+    # not as the `submit_input` update: a worker that answered a query while another ran the
+    # update's workflow task cannot replay the update later, and hangs on that run
+    # (docs/durability.md). A signal is in the history, so any worker replays it.
+    # The input id names this answer across retries: derived from (tenant, run, key) with an
+    # Idempotency-Key, so a retry finds its first attempt taken and returns what it returned.
+    input_id = f"input-{uuid.uuid4().hex}"
     if idempotency_key is not None:
-        update_id = f"input-{mac(secret, 'input', tenant or '', run_id, idempotency_key)[:32]}"
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, target)
+        input_id = f"input-{mac(secret, 'input', tenant or '', run_id, idempotency_key)[:32]}"
+    payload = UserInput(text=body.text, node_id=node_id, input_id=input_id)
+    handle = client.get_workflow_handle(target)
+    timeout = timedelta(seconds=settings.query_timeout_s)
+    check = await _check_input(client, handle, payload, settings, tenant, run_id)
+    if not check.taken:
+        _refuse(check)
+        try:
+            await handle.signal(AgentWorkflow.provide_input, payload, rpc_timeout=timeout)
+        except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
+            raise await closed_or(exc, client, run_id, settings, tenant, "input") from None
+        check = await _until_taken(client, handle, payload, settings, tenant, run_id)
+    return ControlAccepted(run_id=run_id, status=check.status)
+
+
+async def _check_input(
+    client: TemporalClient,
+    handle: WorkflowHandle[Any, Any],
+    payload: UserInput,
+    settings: Settings,
+    tenant: str | None,
+    run_id: str,
+) -> InputCheck:
     try:
-        accepted = await handle.execute_update(
-            AgentWorkflow.submit_input,
-            UserInput(text=body.text, node_id=node_id),
-            id=update_id,
+        check: InputCheck = await handle.query(
+            AgentWorkflow.check_input,
+            payload,
             rpc_timeout=timedelta(seconds=settings.query_timeout_s),
         )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":
-            detail = cause.details[0] if cause.details else None
-            field = detail.get("field", "text") if isinstance(detail, dict) else "text"
-            problem = {"path": f"body.{field}", "message": cause.message}
-            raise InvalidInput(cause.message, [problem]) from None
-        if isinstance(cause, ApplicationError) and cause.type == "InvalidState":
-            raise InvalidState(cause.message) from None
-        raise InvalidState("the run rejected the input", {"reason": str(cause)}) from None
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
+        raise TemporalUnavailable(
+            "the run could not check the input; retry shortly", {"reason": str(exc)}
+        ) from None
     except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
         raise await closed_or(exc, client, run_id, settings, tenant, "input") from None
-    return ControlAccepted(run_id=run_id, status=accepted.status)
+    return check
+
+
+def _refuse(check: InputCheck) -> None:
+    if check.problem_type == "InvalidInput":
+        problem = {"path": f"body.{check.problem_field}", "message": check.problem}
+        raise InvalidInput(check.problem or "invalid input", [problem])
+    if check.problem_type is not None:
+        raise InvalidState(check.problem or f"the run is {check.status.value}")
+
+
+async def _until_taken(
+    client: TemporalClient,
+    handle: WorkflowHandle[Any, Any],
+    payload: UserInput,
+    settings: Settings,
+    tenant: str | None,
+    run_id: str,
+) -> InputCheck:
+    """The run's answer to the signalled input, once its workflow task has run: taken, or
+    refused (another input came first: 409). Not within the query timeout: 503, and a retry
+    with the same Idempotency-Key finds the input taken (or sends it again, applied once)."""
+    deadline = time.monotonic() + settings.query_timeout_s
+    while True:
+        check = await _check_input(client, handle, payload, settings, tenant, run_id)
+        if check.taken:
+            return check
+        if check.problem_type is not None:
+            _refuse(check)
+        if time.monotonic() > deadline:
+            raise TemporalUnavailable(
+                "the input was sent but the run has not taken it yet; retry with the same "
+                "Idempotency-Key"
+            )
+        await asyncio.sleep(INPUT_POLL_S)
 
 
 ApprovalId = Annotated[

@@ -2,12 +2,14 @@
 workflow task runs on one worker while the run's queries go to another, after the sticky link
 between run and worker was lost (workers and the Temporal server SIGKILLed and restarted).
 
-    python -m tests.chaos.update_query_race --runs 30 --trials 5
+    python -m tests.chaos.update_query_race --runs 30 --trials 5                 # hits
+    python -m tests.chaos.update_query_race --runs 30 --trials 5 --input signal  # does not
 
 Each trial: a dev server on a file database and two `worker.py` processes; `--runs` agent runs
 brought to `waiting_for_input`; both workers and the server SIGKILLed, the server restarted on
-the same database and two fresh workers started; then every run gets its `submit_input` Update
-while three clients per run keep querying it; finally each completed run is queried
+the same database and two fresh workers started; then every run gets its input (the `submit_input`
+Update, or with `--input signal` the `provide_input` signal the gateway sends) while three
+clients per run keep querying it; finally each completed run is queried
 `--probes` times. A trial hits when a worker logs the SDK's nondeterminism error or a completed
 run stops answering its queries. Probabilistic: about one trial in eight hit with 30 runs on a
 2-core machine (see docs/durability.md for the figures).
@@ -41,7 +43,7 @@ from temporal_client import connect, ensure_search_attributes
 from tests.chaos.driver import ANSI, REPLAY_FAILURE_SIGNS
 from tests.helpers import eventually
 from workflows.agent import AgentWorkflow
-from workflows.state import AgentInput, RunStatus, UserInput
+from workflows.state import AgentInput, InputCheck, RunStatus, UserInput
 
 
 class Stack:
@@ -103,7 +105,35 @@ async def _state(handle: WorkflowHandle[Any, Any], rpc_timeout_s: float) -> dict
     return state
 
 
-async def trial(runs: int, probes: int) -> tuple[list[str], list[str]]:
+async def answer(handle: WorkflowHandle[Any, Any], via: str) -> None:
+    """The run's input: as the `submit_input` update, or as the gateway sends it (the
+    `provide_input` signal with an input id, until `check_input` says it was taken)."""
+    payload = UserInput(text="Three days in May", input_id=f"input-{handle.id}")
+    if via == "update":
+        await eventually(
+            lambda: handle.execute_update(
+                AgentWorkflow.submit_input,
+                payload,
+                id=payload.input_id,
+                rpc_timeout=timedelta(seconds=10),
+            ),
+            deadline_s=120,
+            interval=0.2,
+            what=f"the input of {handle.id}",
+        )
+        return
+
+    async def taken() -> bool:
+        await handle.signal(AgentWorkflow.provide_input, payload)
+        check: InputCheck = await handle.query(
+            AgentWorkflow.check_input, payload, rpc_timeout=timedelta(seconds=5)
+        )
+        return check.taken
+
+    await eventually(taken, deadline_s=120, interval=0.2, what=f"the input of {handle.id}")
+
+
+async def trial(runs: int, probes: int, via: str) -> tuple[list[str], list[str]]:
     """(nondeterminism lines the workers logged, runs that stopped answering)."""
     stack = Stack(Path(tempfile.mkdtemp(prefix="update-race-")))
     stack.start_server()
@@ -144,22 +174,7 @@ async def trial(runs: int, probes: int) -> tuple[list[str], list[str]]:
                     await asyncio.sleep(0.1)
 
         readers = [asyncio.create_task(keep_querying(h)) for h in handles for _ in range(3)]
-        await asyncio.gather(
-            *(
-                eventually(
-                    lambda h=handle: h.execute_update(
-                        AgentWorkflow.submit_input,
-                        UserInput(text="Three days in May"),
-                        id=f"input-{h.id}",
-                        rpc_timeout=timedelta(seconds=10),
-                    ),
-                    deadline_s=120,
-                    interval=0.2,
-                    what=f"the input of {handle.id}",
-                )
-                for handle in handles
-            )
-        )
+        await asyncio.gather(*(answer(handle, via) for handle in handles))
         for handle in handles:
             await handle.result(rpc_timeout=timedelta(seconds=120))
         done.set()
@@ -185,10 +200,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--probes", type=int, default=8)
+    parser.add_argument(
+        "--input",
+        choices=["update", "signal"],
+        default="update",
+        help="update: the SDK failure; signal: the gateway's way, which avoids it",
+    )
     args = parser.parse_args()
     hits = 0
     for number in range(1, args.trials + 1):
-        failures, unanswered = asyncio.run(trial(args.runs, args.probes))
+        failures, unanswered = asyncio.run(trial(args.runs, args.probes, args.input))
         hit = bool(failures or unanswered)
         hits += hit
         sys.stdout.write(
