@@ -143,7 +143,7 @@ def translate_rpc_error(exc: BaseException, run_id: str | None = None) -> ApiErr
     INVALID_ARGUMENT -> 422, timeouts and overload -> 503, anything else -> 503 as well: a client
     can retry it, and it is logged here.
     """
-    if isinstance(exc, RPCTimeoutOrCancelledError):  # e.g. an update that outlived its RPC
+    if isinstance(exc, RPCTimeoutOrCancelledError):  # e.g. a query or signal that outlived its RPC
         return TemporalUnavailable(
             "Temporal did not answer in time; the request may still take effect: retry it "
             "(with the same Idempotency-Key where the endpoint takes one)",

@@ -1,6 +1,6 @@
 """The gateway's secret key, and what it signs.
 
-Run ids derived from an Idempotency-Key, the ids of input updates and list page tokens are
+Run ids derived from an Idempotency-Key, input ids and list page tokens are
 HMAC-SHA256 under this key, so nobody without it can compute another tenant's run id or forge a
 page token. The key is `DURABLE_AGENT_SECRET_KEY`; when that is unset, a random key is created
 once in `<data_dir>/gateway.secret` (mode 0600) and reused, so that restarts and every gateway on
