@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
@@ -280,6 +281,26 @@ async def test_input_with_an_idempotency_key_applies_once(http: httpx.AsyncClien
     assert "Five days in June" in state["answer"]
     later = await http.post(path, json={"text": "Five days in June"}, headers=key)
     assert later.status_code == 200 and later.json() == first.json()
+
+
+async def test_input_reaches_the_run_as_a_signal_never_an_update(
+    http: httpx.AsyncClient, temporal: Client
+) -> None:
+    # An accepted Update can leave a worker unable to replay the run (docs/durability.md); a
+    # signal is in the history, which any worker replays.
+    run_id = await start_run(http, "Plan my trip to Lisbon")
+    await wait_for(http, run_id, "waiting_for_input")
+    key = {"Idempotency-Key": f"answer-{uuid.uuid4()}"}
+    for _ in range(2):
+        answered = await http.post(
+            f"/api/v1/runs/{run_id}/input", json={"text": "A week"}, headers=key
+        )
+        assert answered.status_code == 200, answered.text
+    await wait_for(http, run_id, "completed")
+    history = await temporal.get_workflow_handle(run_id).fetch_history()
+    kinds = [EventType.Name(e.event_type) for e in history.events]
+    assert kinds.count("EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED") == 1
+    assert not [k for k in kinds if "UPDATE" in k and "SEARCH_ATTRIBUTES" not in k], kinds
 
 
 async def test_last_event_id_must_be_ascii_digits(http: httpx.AsyncClient) -> None:

@@ -180,6 +180,15 @@ async def chat_checked(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return h
 
 
+async def input_by_signal_with_id(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # The gateway's way since input became a signal: one input id, sent twice (a retry).
+    h = await _start(c, tq, "Plan my trip to Lisbon")
+    await _until(h, RunStatus.WAITING_FOR_INPUT)
+    for _ in range(2):
+        await h.signal("provide_input", {"text": "Three days in May", "input_id": "input-1"})
+    return h
+
+
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
     f.__name__: f
     for f in (
@@ -198,6 +207,7 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
         mcp_tool,
         approval_denied,
         approval_by_signal,
+        input_by_signal_with_id,
     )
 }
 

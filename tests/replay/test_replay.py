@@ -48,6 +48,8 @@ def test_every_path_has_a_recorded_history() -> None:
         "graph_loop_continue_as_new",
         "graph_agent_child",
         "graph_tool_denied",
+        # input sent as the gateway sends it: a signal with an input id, repeated
+        "agent_input_by_signal_with_id",
     } <= names
 
 
