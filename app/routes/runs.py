@@ -15,7 +15,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     Priority,
@@ -23,7 +22,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from app.auth import Tenant
@@ -74,6 +73,8 @@ from workflows.state import (
     TERMINAL_STATUSES,
     AgentInput,
     ApprovalDecision,
+    ApprovalRequest,
+    ApprovalStatus,
     GraphInput,
     GraphState,
     InputCheck,
@@ -554,30 +555,40 @@ async def decide_approval(
         )
     if await never_ran(client, description, settings):
         raise ApprovalNotFound(f"the run has no approval {approval_id!r}", {"run_id": run_id})
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
-    try:
-        decided = await handle.execute_update(
-            AgentWorkflow.submit_approval,
-            ApprovalDecision(approval_id=approval_id, approve=body.approve, reason=body.reason),
-            rpc_timeout=timedelta(seconds=settings.query_timeout_s),
-        )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        kind = cause.type if isinstance(cause, ApplicationError) else None
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        if kind == "ApprovalNotFound":
-            raise ApprovalNotFound(message, {"run_id": run_id}) from None
-        if kind == "InvalidInput":
-            raise InvalidInput(message) from None
-        raise InvalidState(message or "the run rejected the decision") from None
-    except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
-        raise await closed_or(exc, client, run_id, settings, tenant, "decided") from None
+    # As for input (docs/durability.md): checked against the run's state, then sent as the
+    # `decide_approval` signal, which any worker replays, never as the `submit_approval` update.
+    request = await _approval_request(client, run_id, approval_id, settings, tenant)
+    if request.status is not ApprovalStatus.PENDING:
+        raise InvalidState(f"approval {approval_id} is already {request.status.value}")
+    decision = ApprovalDecision(approval_id=approval_id, approve=body.approve, reason=body.reason)
+    await _signal(client, run_id, settings, tenant, AgentWorkflow.decide_approval, decision)
+    wanted = ApprovalStatus.APPROVED if body.approve else ApprovalStatus.DENIED
+    deadline = time.monotonic() + settings.query_timeout_s
+    while request.status is ApprovalStatus.PENDING:
+        if time.monotonic() > deadline:
+            raise TemporalUnavailable(
+                "the decision was sent but the run has not taken it yet; read the run's "
+                "`approvals` before deciding again"
+            )
+        await asyncio.sleep(INPUT_POLL_S)
+        request = await _approval_request(client, run_id, approval_id, settings, tenant)
+    if request.status is not wanted:  # another decision (or the wait's end) came first
+        raise InvalidState(f"approval {approval_id} is already {request.status.value}")
+    read = await load_run(client, run_id, settings, tenant)
     return ApprovalAnswer(
-        run_id=run_id,
-        approval_id=decided.approval_id,
-        decision=decided.decision,
-        status=decided.status,
+        run_id=run_id, approval_id=approval_id, decision=request.status, status=read.status
     )
+
+
+async def _approval_request(
+    client: TemporalClient, run_id: str, approval_id: str, settings: Settings, tenant: str | None
+) -> ApprovalRequest:
+    read = await load_run(client, run_id, settings, tenant)
+    approvals = read.state.approvals if read.state is not None else []
+    found = next((a for a in approvals if a.id == approval_id), None)
+    if found is None:
+        raise ApprovalNotFound(f"the run has no approval {approval_id!r}", {"run_id": run_id})
+    return found
 
 
 # Pause, resume and step: the same request, one table.
@@ -644,11 +655,17 @@ async def cancel_run(
 
 
 async def _signal(
-    client: TemporalClient, run_id: str, settings: Settings, tenant: str | None, signal: Any
+    client: TemporalClient,
+    run_id: str,
+    settings: Settings,
+    tenant: str | None,
+    signal: Any,
+    arg: Any = None,
 ) -> None:
+    args = [] if arg is None else [arg]
     try:
         await client.get_workflow_handle(run_id).signal(
-            signal, rpc_timeout=timedelta(seconds=settings.query_timeout_s)
+            signal, args=args, rpc_timeout=timedelta(seconds=settings.query_timeout_s)
         )
     except (RPCError, RuntimeError) as exc:
         raise await closed_or(exc, client, run_id, settings, tenant, "signalled") from None

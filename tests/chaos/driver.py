@@ -116,6 +116,8 @@ class Plan:
     run_id: str | None = None
     events: list[tuple[int, str, str, float]] = field(default_factory=list)
     input_sent_at: float | None = None
+    approval_sent_at: float | None = None
+    approved: set[str] = field(default_factory=set)
 
 
 def make_plans(n: int, rng: random.Random) -> list[Plan]:
@@ -345,6 +347,10 @@ class Driver:
                         plan.events.append((int(sse.id), event["type"], sse.data, time.time()))
                         if event["type"] == "question" and plan.answer_input:
                             asyncio.get_running_loop().create_task(self.answer(plan))
+                        data = event["data"]
+                        if event["type"] == "approval" and data.get("status") == "pending":
+                            approval_id = data["approval_id"]
+                            asyncio.get_running_loop().create_task(self.approve(plan, approval_id))
                         if event["type"] == "result":
                             return True
         except (httpx.TransportError, httpx.RemoteProtocolError):
@@ -372,6 +378,27 @@ class Driver:
             deadline_s=FOLLOW_DEADLINE_S,
             interval=0.2,
             what=f"the answer to {plan.key} taken",
+        )
+
+    async def approve(self, plan: Plan, approval_id: str) -> None:
+        """The person approves the held tool call (append_note's policy), once."""
+        if approval_id in plan.approved:
+            return
+        plan.approved.add(approval_id)
+        plan.approval_sent_at = plan.approval_sent_at or time.time()
+        # Workload, not synchronisation: the person decides after a random think time.
+        await asyncio.sleep(self.rng.uniform(0, 2))
+        # 409: already decided, so an earlier attempt (cut off by a kill) landed.
+        await eventually(
+            lambda: self._request(
+                "POST",
+                f"/api/v1/runs/{plan.run_id}/approvals/{approval_id}",
+                json={"approve": True},
+            ),
+            lambda response: response.status_code in (200, 409),
+            deadline_s=FOLLOW_DEADLINE_S,
+            interval=0.2,
+            what=f"the approval of {plan.key} taken",
         )
 
     async def chaos(
@@ -533,8 +560,12 @@ def _stalls(plans: list[Plan], kills: list[tuple[str, float]]) -> dict[str, list
                 ),
                 None,
             )
-            waiting_person = last_status == "waiting_for_input" and (
-                plan.input_sent_at is None or plan.input_sent_at > at
+            waiting_person = (
+                last_status == "waiting_for_input"
+                and (plan.input_sent_at is None or plan.input_sent_at > at)
+            ) or (
+                last_status == "waiting_for_approval"
+                and (plan.approval_sent_at is None or plan.approval_sent_at > at)
             )
             if waiting_person:
                 continue
