@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.contrib.workflow_streams import (
@@ -117,18 +117,8 @@ class RunControl:
 
     @workflow.signal
     def provide_input(self, *args: Any) -> None:
-        if len(args) != 1:
-            workflow.logger.warning(
-                'ignored provide_input with %d arguments (expected one: {"text": ...})',
-                len(args),
-            )
-            return
-        try:
-            payload = UserInput.model_validate(args[0])
-        except ValidationError as exc:
-            workflow.logger.warning(
-                "ignored provide_input with a malformed payload: %s", str(exc)[:300]
-            )
+        payload = _signal_payload("provide_input", args, UserInput, '{"text": ...}')
+        if payload is None:
             return
         if payload.input_id is not None and payload.input_id in self._state.inputs_taken:
             return  # a retry of an input this run took already
@@ -169,19 +159,9 @@ class RunControl:
 
     @workflow.signal
     def decide_approval(self, *args: Any) -> None:
-        if len(args) != 1:
-            workflow.logger.warning(
-                "ignored decide_approval with %d arguments (expected one: "
-                '{"approval_id": ..., "approve": true|false, "reason": ...})',
-                len(args),
-            )
-            return
-        try:
-            payload = ApprovalDecision.model_validate(args[0])
-        except ValidationError as exc:
-            workflow.logger.warning(
-                "ignored decide_approval with a malformed payload: %s", str(exc)[:300]
-            )
+        expected = '{"approval_id": ..., "approve": true|false, "reason": ...}'
+        payload = _signal_payload("decide_approval", args, ApprovalDecision, expected)
+        if payload is None:
             return
         problem = self._approval_problem(payload)
         if problem is not None:
@@ -435,6 +415,26 @@ def _stream_tail(stream: WorkflowStreamState) -> WorkflowStreamState:
     return WorkflowStreamState(
         log=stream.log[dropped:], base_offset=stream.base_offset + dropped, publishers={}
     )
+
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+def _signal_payload(
+    name: str, args: tuple[Any, ...], model: type[PayloadT], expected: str
+) -> PayloadT | None:
+    """A signal's one argument as `model`, or None (logged) when it is missing, extra or
+    malformed: a signal that does not fit is dropped, and the run goes on."""
+    if len(args) != 1:
+        workflow.logger.warning(
+            "ignored %s with %d arguments (expected one: %s)", name, len(args), expected
+        )
+        return None
+    try:
+        return model.model_validate(args[0])
+    except ValidationError as exc:
+        workflow.logger.warning("ignored %s with a malformed payload: %s", name, str(exc)[:300])
+        return None
 
 
 def decode_input(raw: RawValue, model: type[InputT]) -> tuple[InputT | None, str | None]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionDescription,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -381,6 +382,20 @@ async def get_run(
     return view
 
 
+async def _answerable(
+    client: TemporalClient, run_id: str, settings: Settings, tenant: str | None, what: str
+) -> WorkflowExecutionDescription:
+    """The run's description; 409 when its workflow task keeps failing (it takes nothing)."""
+    description = await describe_owned(client, run_id, settings, tenant)
+    failure = await task_failure(client, description, settings)
+    if failure is not None:
+        raise InvalidState(
+            f"the run is stuck (its workflow task keeps failing) and cannot take {what}",
+            {"errors": [failure]},
+        )
+    return description
+
+
 async def _input_target(
     client: TemporalClient,
     run_id: str,
@@ -433,13 +448,7 @@ async def submit_input(
 ) -> ControlAccepted:
     # The run's own limit (pinned when it started) is its `check_input` query's to check.
     check_text(body.text, MAX_INPUT_CHARS, "body.text")
-    description = await describe_owned(client, run_id, settings, tenant)
-    failure = await task_failure(client, description, settings)
-    if failure is not None:
-        raise InvalidState(
-            "the run is stuck (its workflow task keeps failing) and cannot take input",
-            {"errors": [failure]},
-        )
+    description = await _answerable(client, run_id, settings, tenant, "input")
     if await never_ran(client, description, settings):
         raise InvalidState("the run is pending, not waiting for input")
     target, node_id = run_id, body.node_id
@@ -546,13 +555,7 @@ async def decide_approval(
 ) -> ApprovalAnswer:
     if body.reason:
         check_text(body.reason, len(body.reason) + 1, "body.reason")
-    description = await describe_owned(client, run_id, settings, tenant)
-    failure = await task_failure(client, description, settings)
-    if failure is not None:
-        raise InvalidState(
-            "the run is stuck (its workflow task keeps failing) and cannot take a decision",
-            {"errors": [failure]},
-        )
+    description = await _answerable(client, run_id, settings, tenant, "a decision")
     if await never_ran(client, description, settings):
         raise ApprovalNotFound(f"the run has no approval {approval_id!r}", {"run_id": run_id})
     # As for input (docs/durability.md): checked against the run's state, then sent as the
