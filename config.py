@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     task_queue: str = "durable-agent"
     temporal_api_key: str | None = Field(default=None, repr=False)
     temporal_tls: bool = False
+    # Mutual TLS (a self-hosted cluster, or a Temporal Cloud namespace with certificates): PEM
+    # files. Setting the client certificate and key turns TLS on. The CA is needed only when
+    # the server's certificate is not signed by a public authority; the server name only when
+    # it differs from the host in `temporal_address` (connecting through a proxy or an IP).
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
 
     # The embedded dev server started by `make up`.
     dev_server_ui_port: int = 8233

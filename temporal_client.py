@@ -7,13 +7,14 @@ pydantic models on the wire.
 from __future__ import annotations
 
 import logging
+from typing import TypedDict
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig, RPCError
 
@@ -32,18 +33,51 @@ async def connect(
     settings: Settings, *, lazy: bool = False, retry_budget_s: float | None = None
 ) -> Client:
     """A client with the pydantic converter. `retry_budget_s` bounds how long one call retries
-    an unreachable server (the SDK default is 10 s; a gateway should answer 503 sooner)."""
+    an unreachable server (the SDK default is 10 s; a gateway should answer 503 sooner).
+
+    The one way the worker, the gateway, the tools and the tests reach Temporal, so a dev
+    server, a self-hosted cluster with mutual TLS and Temporal Cloud differ only in settings."""
     retry = RetryConfig()
     if retry_budget_s is not None:
         retry = RetryConfig(max_elapsed_time_millis=int(retry_budget_s * 1000), max_retries=5)
     return await Client.connect(
         settings.temporal_address,
-        namespace=settings.namespace,
-        api_key=settings.temporal_api_key,
-        tls=settings.temporal_tls or bool(settings.temporal_api_key),
+        **connection_options(settings),
         data_converter=pydantic_data_converter,
         lazy=lazy,
         retry_config=retry,
+    )
+
+
+class ConnectionOptions(TypedDict):
+    namespace: str
+    api_key: str | None
+    tls: bool | TLSConfig
+
+
+def connection_options(settings: Settings) -> ConnectionOptions:
+    """Namespace, API key and TLS for `Client.connect`, from the settings.
+
+    TLS is on when asked for, with an API key (Temporal Cloud accepts keys over TLS only) or
+    with a client certificate; a certificate without its key (or the reverse) is refused here,
+    naming both settings, rather than failing later in the TLS handshake."""
+    tls: bool | TLSConfig = settings.temporal_tls or bool(settings.temporal_api_key)
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if (cert is None) != (key is None):
+        raise ValueError(
+            "DURABLE_AGENT_TEMPORAL_TLS_CERT and DURABLE_AGENT_TEMPORAL_TLS_KEY go together: "
+            "set both (mutual TLS) or neither"
+        )
+    ca, server_name = settings.temporal_tls_ca, settings.temporal_tls_server_name
+    if cert is not None or ca is not None or server_name is not None:
+        tls = TLSConfig(
+            client_cert=cert.read_bytes() if cert is not None else None,
+            client_private_key=key.read_bytes() if key is not None else None,
+            server_root_ca_cert=ca.read_bytes() if ca is not None else None,
+            domain=server_name,
+        )
+    return ConnectionOptions(
+        namespace=settings.namespace, api_key=settings.temporal_api_key, tls=tls
     )
 
 
