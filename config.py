@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     # When a worker dies, its cached runs' next tasks wait this long on its sticky queue before
     # any worker may take them (the SDK default is 10 s).
     sticky_schedule_to_start_s: float = 3.0
+    # On SIGTERM the worker stops taking tasks and lets running activities finish for this long;
+    # past it they are cancelled and Temporal retries them on another worker. Keep it below the
+    # platform's kill grace period (Kubernetes' terminationGracePeriodSeconds, 30 s by default).
+    worker_shutdown_grace_s: float = Field(default=20.0, ge=0)
+    # On SIGTERM the gateway stops accepting connections and ends its event streams cleanly
+    # (clients reconnect elsewhere with Last-Event-ID); other requests get this long to finish.
+    gateway_shutdown_grace_s: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _limits_within_ceilings(self) -> Settings:

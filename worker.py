@@ -83,6 +83,7 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.sticky_schedule_to_start_s
         ),
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
     )
 
 
@@ -113,7 +114,10 @@ async def main() -> None:
     try:
         async with worker:
             await stop.wait()
-            logger.info("worker shutting down")
+            logger.info(
+                "worker shutting down: no new tasks; running activities get %.0fs to finish",
+                settings.worker_shutdown_grace_s,
+            )
     finally:
         await tools.aclose()  # stops the stdio MCP servers it started
 

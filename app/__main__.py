@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         log_level=args.log_level,
         http=read_deadline_protocol(settings.header_timeout_s, settings.body_timeout_s),
+        # On SIGTERM, event streams end at once (sse-starlette watches uvicorn's exit flag) so
+        # their clients reconnect to another gateway; plain requests get this long to finish.
+        timeout_graceful_shutdown=int(settings.gateway_shutdown_grace_s),
     )
     uvicorn.Server(config).run()
 

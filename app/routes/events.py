@@ -9,6 +9,7 @@ gateway process, including one started after the previous one was killed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections import Counter
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from temporalio.service import RPCError
@@ -37,6 +39,9 @@ TERMINAL_EVENT = "result"
 NOT_STARTED_POLL_S = 1.0
 # An event id of this stream: ASCII digits only (str.isdigit also accepts "²", which int() refuses).
 EVENT_ID = re.compile(r"[0-9]{1,18}")
+# How long a stream may take to end itself once the gateway is told to stop (it takes
+# milliseconds: the wait for the next event is simply abandoned).
+STREAM_FAREWELL_S = 5.0
 
 
 def _start_offset(last_event_id: str | None, from_offset: int | None) -> int:
@@ -122,7 +127,40 @@ async def stream_run_events(
         finally:
             open_streams[tenant] -= 1
 
-    return EventSourceResponse(events(), ping=int(settings.sse_ping_s))
+    # On SIGTERM sse-starlette sets `shutdown` and, after the grace period, cancels the stream
+    # mid-chunk; ending it ourselves first sends the closing chunk, so the client sees a clean
+    # end of stream and reconnects (to another gateway) with its Last-Event-ID.
+    shutdown = anyio.Event()
+    return EventSourceResponse(
+        _until_set(events(), shutdown),
+        ping=int(settings.sse_ping_s),
+        shutdown_event=shutdown,
+        shutdown_grace_period=STREAM_FAREWELL_S,
+    )
+
+
+async def _until_set(
+    source: AsyncIterator[ServerSentEvent], stop: anyio.Event
+) -> AsyncIterator[ServerSentEvent]:
+    """`source`'s items until `stop` is set; then `source` is closed (its `finally` runs)."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(source))
+            await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                return
+            try:
+                item = following.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        stopping.cancel()
+        await source.aclose()  # type: ignore[attr-defined]
 
 
 async def _replay(tail: list[tuple[int, StreamEvent]]) -> AsyncIterator[ServerSentEvent]:
