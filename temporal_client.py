@@ -1,24 +1,28 @@
 """Connecting to Temporal, shared by the worker, the gateway and the tools.
 
 Both sides use the pydantic data converter, so workflow inputs, outputs and query results are
-pydantic models on the wire.
+pydantic models on the wire; with `DURABLE_AGENT_PAYLOAD_KEYS` they are encrypted (codec.py),
+and with tracing on the client carries the trace (telemetry/tracing.py).
 """
 
 from __future__ import annotations
 
 import logging
 
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError
 
 import shared
+from codec import data_converter, payload_codec
 from config import Settings
+from telemetry.tracing import temporal_interceptors
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +33,15 @@ SEARCH_ATTRIBUTES = tuple(key.name for key in shared.SEARCH_ATTRIBUTES)
 
 
 async def connect(
-    settings: Settings, *, lazy: bool = False, retry_budget_s: float | None = None
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    retry_budget_s: float | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
-    """A client with the pydantic converter. `retry_budget_s` bounds how long one call retries
-    an unreachable server (the SDK default is 10 s; a gateway should answer 503 sooner)."""
+    """A client with the pydantic converter (and the codec the settings ask for).
+    `retry_budget_s` bounds how long one call retries an unreachable server (the SDK default is
+    10 s; a gateway should answer 503 sooner); `runtime` is the worker's, with its metrics."""
     retry = RetryConfig()
     if retry_budget_s is not None:
         retry = RetryConfig(max_elapsed_time_millis=int(retry_budget_s * 1000), max_retries=5)
@@ -41,10 +50,16 @@ async def connect(
         namespace=settings.namespace,
         api_key=settings.temporal_api_key,
         tls=settings.temporal_tls or bool(settings.temporal_api_key),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(payload_codec(_secret(settings.payload_keys))),
+        interceptors=temporal_interceptors(settings),
         lazy=lazy,
         retry_config=retry,
+        runtime=runtime,
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
