@@ -59,7 +59,7 @@ def _codec(request: Request) -> AesGcmCodec:
 def _parse(body: dict[str, Any]) -> Payloads:
     try:
         return json_format.ParseDict(body, Payloads())
-    except (ProtobufError, TypeError, ValueError) as exc:
+    except (json_format.ParseError, ProtobufError, TypeError, ValueError) as exc:
         raise InvalidInput(
             'the body must be {"payloads": [{"metadata": {...}, "data": "<base64>"}]}',
             [{"path": "body.payloads", "message": str(exc)[:300]}],
