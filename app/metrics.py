@@ -103,7 +103,8 @@ class MetricsMiddleware:
             current_run_id.reset(token)
 
 
-router = APIRouter(tags=["health"])
+# For Prometheus, not for API clients: left out of /openapi.json.
+router = APIRouter(tags=["health"], include_in_schema=False)
 
 
 @router.get(
