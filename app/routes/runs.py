@@ -6,8 +6,9 @@ import asyncio
 import hashlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from temporalio.client import (
@@ -84,8 +85,9 @@ from workflows.state import (
     UserInput,
 )
 
-# How often the gateway looks whether a run took an input it was sent.
+# How often the gateway looks whether a run took an input (or a decision) it was sent.
 INPUT_POLL_S = 0.05
+T = TypeVar("T")
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -519,18 +521,29 @@ async def _until_taken(
     """The run's answer to the signalled input, once its workflow task has run: taken, or
     refused (another input came first: 409). Not within the query timeout: 503, and a retry
     with the same Idempotency-Key finds the input taken (or sends it again, applied once)."""
+    check = await _once_settled(
+        lambda: _check_input(client, handle, payload, settings, tenant, run_id),
+        lambda check: check.taken or check.problem_type is not None,
+        settings,
+        "the input was sent but the run has not taken it yet; retry with the same Idempotency-Key",
+    )
+    if not check.taken:
+        _refuse(check)
+    return check
+
+
+async def _once_settled(
+    read: Callable[[], Awaitable[T]], settled: Callable[[T], bool], settings: Settings, late: str
+) -> T:
+    """What `read` returns once `settled` holds (the run's workflow task has taken a signal),
+    read again every INPUT_POLL_S; past the query timeout, 503 saying `late`."""
     deadline = time.monotonic() + settings.query_timeout_s
     while True:
-        check = await _check_input(client, handle, payload, settings, tenant, run_id)
-        if check.taken:
-            return check
-        if check.problem_type is not None:
-            _refuse(check)
+        value = await read()
+        if settled(value):
+            return value
         if time.monotonic() > deadline:
-            raise TemporalUnavailable(
-                "the input was sent but the run has not taken it yet; retry with the same "
-                "Idempotency-Key"
-            )
+            raise TemporalUnavailable(late)
         await asyncio.sleep(INPUT_POLL_S)
 
 
@@ -566,15 +579,13 @@ async def decide_approval(
     decision = ApprovalDecision(approval_id=approval_id, approve=body.approve, reason=body.reason)
     await _signal(client, run_id, settings, tenant, AgentWorkflow.decide_approval, decision)
     wanted = ApprovalStatus.APPROVED if body.approve else ApprovalStatus.DENIED
-    deadline = time.monotonic() + settings.query_timeout_s
-    while request.status is ApprovalStatus.PENDING:
-        if time.monotonic() > deadline:
-            raise TemporalUnavailable(
-                "the decision was sent but the run has not taken it yet; read the run's "
-                "`approvals` before deciding again"
-            )
-        await asyncio.sleep(INPUT_POLL_S)
-        request = await _approval_request(client, run_id, approval_id, settings, tenant)
+    request = await _once_settled(
+        lambda: _approval_request(client, run_id, approval_id, settings, tenant),
+        lambda request: request.status is not ApprovalStatus.PENDING,
+        settings,
+        "the decision was sent but the run has not taken it yet; read the run's `approvals` "
+        "before deciding again",
+    )
     if request.status is not wanted:  # another decision (or the wait's end) came first
         raise InvalidState(f"approval {approval_id} is already {request.status.value}")
     read = await load_run(client, run_id, settings, tenant)

@@ -427,6 +427,7 @@ class Driver:
             assert proc is not None
             kill(proc)
             done.append((kind, time.time()))
+            # Workload, not synchronisation: the worker stays down a while before it is back.
             time.sleep(self.rng.uniform(0.5, 2.0))
             c.start_worker(index)
         elif kind == "gateway":
@@ -438,6 +439,7 @@ class Driver:
             assert c.server is not None
             kill(c.server)
             done.append((kind, time.time()))
+            # Workload, not synchronisation: the server stays down a while before it is back.
             time.sleep(self.rng.uniform(0.5, 1.5))
             c.start_server()
 
