@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     mcp_list_timeout_s: float = Field(default=20.0, gt=0, le=600)
     # The graph catalog (graphs/*.yaml|json) the gateway serves and starts by name.
     graphs_dir: Path = PROJECT_ROOT / "graphs"
+    # The agent catalog (agents/*.yaml|json): definitions runs and graph `agent` nodes start by
+    # name; `default.yaml` is what a run without `agent` runs.
+    agents_dir: Path = PROJECT_ROOT / "agents"
 
     # Worker.
     max_cached_workflows: int = 1000

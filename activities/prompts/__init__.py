@@ -42,6 +42,8 @@ STEP = """[stage: step]
 You carry out one step of a plan to answer the user's request. Use only the context given.
 {critique}"""
 
+STRUCTURED_ANSWER = """Write the final answer as JSON only, matching this schema: {schema}"""
+
 STEP_USER = """Request: {query}
 Context:
 {contexts}
