@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(default=None, repr=False)
     model: str = "gpt-4o-mini"
     openai_timeout_s: float = 60.0
+    # The most tokens any one answer may have (unset: the server's own limit).
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Sampling temperature of every call (unset: the server's default; 0 repeats answers).
+    temperature: float | None = Field(default=None, ge=0, le=2)
     # How often a malformed structured answer is sent back to the model with the error.
     llm_json_retries: int = 2
     # USD per million tokens (input, output), by model; unknown models cost 0.

@@ -60,21 +60,25 @@ class IntentAnswer(BaseModel):
     intent: Intent
     # Never an empty string: the server's grammar then cannot produce one (a simple-chat reply
     # without text would complete a run without an answer).
-    answer: Annotated[str, StringConstraints(min_length=1)] | None = None
+    answer: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
 
 
+# The lengths bound what the server's grammar lets a model write: a small model that rambles
+# inside a JSON string is cut off by the grammar, not by max_tokens (which breaks the JSON).
 class ContextAnswer(BaseModel):
     sufficiency: Sufficiency
-    question: str | None = None
+    question: Annotated[str, StringConstraints(max_length=300)] | None = None
 
 
 class PlanAnswer(BaseModel):
-    steps: list[str] = Field(min_length=1, max_length=8)
+    steps: list[Annotated[str, StringConstraints(min_length=1, max_length=120)]] = Field(
+        min_length=1, max_length=4
+    )
 
 
 class ReflectAnswer(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
-    critique: str
+    critique: str = Field(max_length=300)
 
 
 class OpenAIProvider:
@@ -89,8 +93,14 @@ class OpenAIProvider:
         timeout_s: float,
         json_retries: int,
         prices: dict[str, tuple[float, float]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> None:
         self.model = model
+        # A bound on every answer's length (a small local model may otherwise ramble on).
+        self.limits: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+        if temperature is not None:  # 0: the same prompt gets the same answer
+            self.limits["temperature"] = temperature
         self.json_retries = json_retries
         self.prices = prices
         # max_retries=0: Temporal retries, with backoff, across worker crashes too.
@@ -328,7 +338,9 @@ class OpenAIProvider:
     async def _call(self, model: str | None = None, **kwargs: Any) -> Any:
         model = model or self.model
         try:
-            response = await self.client.chat.completions.create(model=model, **kwargs)
+            response = await self.client.chat.completions.create(
+                model=model, **(self.limits | kwargs)
+            )
         except openai.APIError as exc:
             raise _classify(exc, model) from None
         response._durable_agent_model = model  # priced by the model that answered
@@ -356,7 +368,7 @@ class OpenAIProvider:
                     messages=messages,
                     stream=True,
                     stream_options={"include_usage": True},
-                    **extra,
+                    **(self.limits | extra),
                 )
                 async for chunk in stream:
                     if chunk.usage is not None:
