@@ -60,25 +60,25 @@ class IntentAnswer(BaseModel):
     intent: Intent
     # Never an empty string: the server's grammar then cannot produce one (a simple-chat reply
     # without text would complete a run without an answer).
-    answer: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
+    answer: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
 # The lengths bound what the server's grammar lets a model write: a small model that rambles
 # inside a JSON string is cut off by the grammar, not by max_tokens (which breaks the JSON).
 class ContextAnswer(BaseModel):
     sufficiency: Sufficiency
-    question: Annotated[str, StringConstraints(max_length=300)] | None = None
+    question: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 class PlanAnswer(BaseModel):
-    steps: list[Annotated[str, StringConstraints(min_length=1, max_length=120)]] = Field(
-        min_length=1, max_length=4
+    steps: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
+        min_length=1, max_length=3
     )
 
 
 class ReflectAnswer(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
-    critique: str = Field(max_length=300)
+    critique: str = Field(max_length=150)
 
 
 class OpenAIProvider:
