@@ -48,6 +48,10 @@ def test_every_path_has_a_recorded_history() -> None:
         "graph_loop_continue_as_new",
         "graph_agent_child",
         "graph_tool_denied",
+        # recorded with agent definitions and `refuse-empty-answer`
+        "agent_extractor_definition",
+        "agent_support_definition",
+        "agent_blank_chat_fallthrough",
     } <= names
 
 
