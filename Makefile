@@ -43,7 +43,7 @@ test-real-model: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy config.py worker.py temporal_client.py plugin.py shared.py app activities workflows devstack cli
+	$(PY) -m mypy config.py worker.py temporal_client.py plugin.py shared.py codec.py app activities workflows devstack cli telemetry
 
 chaos: install
 	$(PY) -m tests.chaos.driver --runs $(N)

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.limits import Limits
@@ -158,6 +159,33 @@ class Settings(BaseSettings):
     # On SIGTERM the gateway stops accepting connections and ends its event streams cleanly
     # (clients reconnect elsewhere with Last-Event-ID); other requests get this long to finish.
     gateway_shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+    # Observability (docs/operations.md). Logs: "text" or "json" (one object a line, with the
+    # run's ids). The worker's Prometheus endpoint (the SDK runtime's): unset = none.
+    log_format: Literal["text", "json"] = "text"
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Tracing follows the standard OpenTelemetry variables (telemetry/tracing.py); these two
+    # decide whether it is on at all.
+    otel_traces_exporter: str = Field(
+        default="none",
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "otel_traces_exporter"),
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled")
+    )
+
+    # Payload encryption (codec.py): "keyid:base64key,..." (AES-256/192/128). The first key
+    # encrypts; every listed key decrypts, so a rotation puts the new key first and keeps the
+    # old ones until no history needs them. Unset: payloads are stored in clear.
+    payload_keys: SecretStr | None = Field(default=None, repr=False)
+    # Origins allowed to call the codec endpoint from a browser (the Temporal Web UI).
+    codec_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"
+
+    @property
+    def tracing_enabled(self) -> bool:
+        exporters = {e.strip() for e in self.otel_traces_exporter.split(",")} - {"", "none"}
+        return bool(exporters) and not self.otel_sdk_disabled
 
     @model_validator(mode="after")
     def _limits_within_ceilings(self) -> Settings:

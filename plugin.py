@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.plugin import SimplePlugin
 
 from activities.context import ContextActivities
@@ -22,12 +22,14 @@ from activities.intent import IntentActivities
 from activities.llm import LLMProvider
 from activities.reflection import ReflectionActivities
 from activities.tools.registry import ToolRegistry
+from codec import data_converter
 from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 
 WORKFLOWS: list[type] = [AgentWorkflow, GraphWorkflow]
-# Inputs, outputs and query results are pydantic models on the wire.
-DATA_CONVERTER = pydantic_data_converter
+# Inputs, outputs and query results are pydantic models on the wire (encrypted with a codec:
+# `codec.data_converter`, which the client uses too).
+DATA_CONVERTER = data_converter()
 
 
 def agent_activities(
@@ -61,16 +63,18 @@ class DurableAgentPlugin(SimplePlugin):
         *,
         workflows: Sequence[type] | None = None,
         list_timeout_s: float = 20.0,
+        codec: PayloadCodec | None = None,
     ) -> None:
         """`provider` and `tools` are what the activities use (a replayer needs neither);
         `workflows` replaces ours (tests of older workflow code); `list_timeout_s` bounds how
-        long listing an MCP server's tools may take."""
+        long listing an MCP server's tools may take; `codec` decrypts payloads (a replayer of
+        encrypted histories needs it; a worker takes its client's)."""
         activities = (
             agent_activities(provider, tools, list_timeout_s) if provider and tools else None
         )
         super().__init__(
             "durable-agent",
-            data_converter=DATA_CONVERTER,
+            data_converter=data_converter(codec),
             workflows=list(workflows or WORKFLOWS),
             activities=activities,
         )

@@ -1,7 +1,8 @@
 """Connecting to Temporal, shared by the worker, the gateway and the tools.
 
 Both sides use the pydantic data converter, so workflow inputs, outputs and query results are
-pydantic models on the wire.
+pydantic models on the wire; with `DURABLE_AGENT_PAYLOAD_KEYS` they are encrypted (codec.py),
+and with tracing on the client carries the trace (telemetry/tracing.py).
 """
 
 from __future__ import annotations
@@ -9,17 +10,20 @@ from __future__ import annotations
 import logging
 from typing import TypedDict
 
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError
 
 import shared
+from codec import data_converter, payload_codec
 from config import Settings
+from telemetry.tracing import temporal_interceptors
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +34,15 @@ SEARCH_ATTRIBUTES = tuple(key.name for key in shared.SEARCH_ATTRIBUTES)
 
 
 async def connect(
-    settings: Settings, *, lazy: bool = False, retry_budget_s: float | None = None
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    retry_budget_s: float | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
-    """A client with the pydantic converter. `retry_budget_s` bounds how long one call retries
-    an unreachable server (the SDK default is 10 s; a gateway should answer 503 sooner).
+    """A client with the pydantic converter (and the codec the settings ask for).
+    `retry_budget_s` bounds how long one call retries an unreachable server (the SDK default is
+    10 s; a gateway should answer 503 sooner); `runtime` is the worker's, with its metrics.
 
     The one way the worker, the gateway, the tools and the tests reach Temporal, so a dev
     server, a self-hosted cluster with mutual TLS and Temporal Cloud differ only in settings."""
@@ -43,9 +52,11 @@ async def connect(
     return await Client.connect(
         settings.temporal_address,
         **connection_options(settings),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(payload_codec(_secret(settings.payload_keys))),
+        interceptors=temporal_interceptors(settings),
         lazy=lazy,
         retry_config=retry,
+        runtime=runtime,
     )
 
 
@@ -79,6 +90,10 @@ def connection_options(settings: Settings) -> ConnectionOptions:
     return ConnectionOptions(
         namespace=settings.namespace, api_key=settings.temporal_api_key, tls=tls
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

@@ -15,6 +15,7 @@ import sys
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.llm import LLMProvider, OfflineProvider
@@ -22,6 +23,9 @@ from activities.tools.registry import ToolRegistry
 from activities.tools.sources import ToolConfigError, build_registry
 from config import Settings, environment, get_settings
 from plugin import DurableAgentPlugin
+from telemetry.logs import configure_logging
+from telemetry.metrics import ActivityMetrics, prometheus_runtime
+from telemetry.tracing import configure_tracing
 from temporal_client import connect, ensure_search_attributes
 
 logger = logging.getLogger("durable_agent.worker")
@@ -80,6 +84,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         plugins=[plugin],
+        interceptors=[ActivityMetrics()],
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
         sticky_queue_schedule_to_start_timeout=timedelta(
@@ -91,7 +96,8 @@ def build_worker(
 
 async def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
+    tracer_provider = configure_tracing(settings, "durable-agent-worker")
     try:
         tools = build_tools(settings)
     except ToolConfigError as exc:
@@ -101,7 +107,15 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    client = await _connect_when_reachable(settings, stop)
+    runtime = None
+    if settings.worker_metrics_port is not None:
+        runtime = prometheus_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
+        logger.info(
+            "worker metrics on http://%s:%d/metrics",
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+        )
+    client = await _connect_when_reachable(settings, stop, runtime)
     if client is None:
         return
     await ensure_search_attributes(client, settings.namespace)
@@ -122,14 +136,18 @@ async def main() -> None:
             )
     finally:
         await tools.aclose()  # stops the stdio MCP servers it started
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # exports the spans still batched
 
 
-async def _connect_when_reachable(settings: Settings, stop: asyncio.Event) -> Client | None:
+async def _connect_when_reachable(
+    settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None
+) -> Client | None:
     """Connect, waiting out an unreachable Temporal (a restart, a deploy) instead of exiting."""
     delay = 0.5
     while not stop.is_set():
         try:
-            return await connect(settings)
+            return await connect(settings, runtime=runtime)
         except RuntimeError as exc:
             logger.warning(
                 "Temporal at %s is not reachable (%s); retrying in %.1fs",

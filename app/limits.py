@@ -27,14 +27,22 @@ CLOSE = (b"connection", b"close")
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, prefix_limits: dict[str, int] | None = None
+    ) -> None:
+        """`prefix_limits`: another limit for paths under a prefix (the codec server's)."""
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.prefix_limits = prefix_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.default_max_bytes
+        for prefix, prefix_limit in self.prefix_limits.items():
+            if scope["path"].startswith(prefix):
+                limit = prefix_limit
         declared: int | None = None
         chunked = False
         for name, value in scope.get("headers") or []:
@@ -43,8 +51,8 @@ class BodySizeLimit:
             elif name == b"transfer-encoding":
                 chunked = True
         close = chunked and declared is not None
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(send, close=close)
+        if declared is not None and declared > limit:
+            await self._refuse(send, limit, close=close)
             return
 
         received = 0
@@ -58,10 +66,10 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     refused = True
                     if not started:
-                        await self._refuse(send, close=close)
+                        await self._refuse(send, limit, close=close)
                     return {"type": "http.disconnect"}
             return message
 
@@ -77,13 +85,13 @@ class BodySizeLimit:
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _refuse(self, send: Send, *, close: bool) -> None:
+    async def _refuse(self, send: Send, limit: int, *, close: bool) -> None:
         body = json.dumps(
             {
                 "error": {
                     "code": "payload_too_large",
-                    "message": f"the request body is larger than {self.max_bytes} bytes",
-                    "details": {"limit_bytes": self.max_bytes},
+                    "message": f"the request body is larger than {limit} bytes",
+                    "details": {"limit_bytes": limit},
                 }
             }
         ).encode()

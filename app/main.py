@@ -17,20 +17,24 @@ from fastapi_offline import FastAPIOffline
 
 from activities.tools.registry import ToolRegistry
 from activities.tools.sources import ToolConfigError, build_registry
+from app import metrics
 from app.agent_catalog import load_agents
 from app.errors import install_error_handlers
 from app.graph_catalog import load_catalog
 from app.limits import BodySizeLimit
-from app.routes import agents, events, graphs, health, runs, tools
+from app.routes import agents, codec, events, graphs, health, runs, tools
 from app.secret import load_secret
 from app.yaml_bodies import YamlBodies
+from codec import payload_codec
 from config import Settings, environment, get_settings, parse_api_keys
+from telemetry.logs import configure_logging
+from telemetry.tracing import instrument_gateway
 from temporal_client import connect, ensure_search_attributes
 
 logger = logging.getLogger(__name__)
 
 # Endpoints that never need an API key.
-PUBLIC_PATHS = ("/healthz", "/readyz")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,19 +74,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tool_names = ToolNames(app.state.tools)
     app.state.agents = load_agents(settings.agents_dir, app.state.tool_names)
     app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names, app.state.agents)
+    keys = settings.payload_keys
+    app.state.codec = payload_codec(keys.get_secret_value() if keys else None)
+    app.state.metrics = metrics.GatewayMetrics(app.state.open_streams)
     install_error_handlers(app)
     # Inside the size limit: a YAML body is bounded before it is read.
     app.add_middleware(
         YamlBodies,
         paths=frozenset({"/api/v1/runs", "/api/v1/graphs/validate", "/api/v1/agents/validate"}),
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        prefix_limits={codec.router.prefix + "/": codec.MAX_BODY_BYTES},
+    )
+    app.add_middleware(
+        codec.CodecCors, origins=[o.strip() for o in settings.codec_cors_origins.split(",")]
+    )
+    app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
+    instrument_gateway(app, settings)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(graphs.router)
     app.include_router(agents.router)
     app.include_router(tools.router)
+    app.include_router(codec.router)
+    app.include_router(metrics.router)
     if app.state.api_keys:
         _document_api_keys(app)
     return app
@@ -155,5 +173,5 @@ async def _register_search_attributes(app: FastAPI, settings: Settings) -> None:
         delay = min(delay * 2, 30)
 
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+configure_logging(get_settings().log_format)
 app = create_app()

@@ -6,7 +6,7 @@ it; Temporal registers the handlers of a base class like the class's own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +20,7 @@ from temporalio.contrib.workflow_streams import (
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from shared import RUN_STAGE, RUN_STATUS, StreamEvent
+from workflows import run_metrics
 from workflows.limits import text_problem
 from workflows.state import (
     MAX_INPUT_IDS,
@@ -300,6 +301,9 @@ class RunControl:
         if run is not None:
             check_run_transition(state.status, run)
             state.status = run
+            run_metrics.status_changed(
+                state.kind, run.value, state.created_at, run in TERMINAL_STATUSES
+            )
             attributes.append(RUN_STATUS.value_set(run.value))
             self._log_event(
                 "status",
@@ -309,6 +313,7 @@ class RunControl:
             )
         if stage is not None:
             check_stage_transition(self._state.stage, stage)
+            run_metrics.stage_left(state.kind, self._state.stage.value, self._stage_since())
             self._state.stage = stage
             attributes.append(RUN_STAGE.value_set(stage.value))
             self._log_event("stage", stage.value, stage=stage.value)
@@ -332,6 +337,14 @@ class RunControl:
         state.updated_at = now
         if attributes:
             workflow.upsert_search_attributes(attributes)
+
+    def _stage_since(self) -> datetime:
+        """When the current stage began: its event, or the run's start for the first one."""
+        state: RunStateBase = self._state
+        for event in reversed(state.events):
+            if event.kind == "stage":
+                return event.at
+        return state.created_at
 
     def _log_event(self, kind: str, text: str, **data: Any) -> None:
         """Append to the state's event log and publish on the run's event stream."""

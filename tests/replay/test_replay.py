@@ -7,12 +7,14 @@ change with `workflow.patched(...)`, or, if no old run can exist, re-record
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from codec import payload_codec
 from plugin import DurableAgentPlugin
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
@@ -68,3 +70,13 @@ async def test_history_replays(path: Path) -> None:
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
     assert len(history.events) > 3
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_history_replays_with_the_codec_on(path: Path) -> None:
+    # Turning encryption on must not break runs recorded before: payloads in clear pass
+    # through the codec (an encrypted run's replay: tests/e2e/test_payload_codec.py).
+    codec = payload_codec("k1:" + base64.b64encode(b"k" * 32).decode())
+    replayer = Replayer(workflows=[], plugins=[DurableAgentPlugin(codec=codec)])
+    result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None

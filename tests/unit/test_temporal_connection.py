@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 import temporal_client
 from config import Settings
@@ -117,4 +118,4 @@ async def test_connect_passes_them_to_the_sdk(
     assert seen["namespace"] == "prod"
     assert seen["tls"] == TLSConfig(client_cert=b"c", client_private_key=b"k")
     assert seen["lazy"] is True
-    assert seen["data_converter"] is temporal_client.pydantic_data_converter
+    assert seen["data_converter"] is pydantic_data_converter  # no codec configured
