@@ -144,6 +144,7 @@ async def _until_set(
 ) -> AsyncIterator[ServerSentEvent]:
     """`source`'s items until `stop` is set; then `source` is closed (its `finally` runs)."""
     stopping = asyncio.ensure_future(stop.wait())
+    following: asyncio.Future[ServerSentEvent] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(source))
@@ -160,6 +161,13 @@ async def _until_set(
             yield item
     finally:
         stopping.cancel()
+        # A client that went away cancels this generator, not the task that reads `source`:
+        # stop that one first, or `source` (still running) could not be closed and its own
+        # `finally` (the tenant's stream count) would never run.
+        if following is not None and not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
         await source.aclose()  # type: ignore[attr-defined]
 
 
