@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 import openai
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
 from temporalio import activity
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import ApplicationError
@@ -79,6 +79,18 @@ class PlanAnswer(BaseModel):
 class ReflectAnswer(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     critique: str = Field(max_length=150)
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _as_fraction(cls, value: Any) -> Any:
+        # Small models often score out of 10 or 100 whatever the schema says (a grammar
+        # does not bound numbers): read such a score on its own scale rather than fail
+        # the run's reflection over it.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            for scale in (10.0, 100.0):
+                if 1.0 < value <= scale:
+                    return value / scale
+        return value
 
 
 class OpenAIProvider:
