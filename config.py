@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(default=None, repr=False)
     model: str = "gpt-4o-mini"
     openai_timeout_s: float = 60.0
+    # The most tokens any one answer may have (unset: the server's own limit).
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Sampling temperature of every call (unset: the server's default; 0 repeats answers).
+    temperature: float | None = Field(default=None, ge=0, le=2)
     # How often a malformed structured answer is sent back to the model with the error.
     llm_json_retries: int = 2
     # USD per million tokens (input, output), by model; unknown models cost 0.
@@ -135,6 +139,9 @@ class Settings(BaseSettings):
     mcp_list_timeout_s: float = Field(default=20.0, gt=0, le=600)
     # The graph catalog (graphs/*.yaml|json) the gateway serves and starts by name.
     graphs_dir: Path = PROJECT_ROOT / "graphs"
+    # The agent catalog (agents/*.yaml|json): definitions runs and graph `agent` nodes start by
+    # name; `default.yaml` is what a run without `agent` runs.
+    agents_dir: Path = PROJECT_ROOT / "agents"
 
     # Worker.
     max_cached_workflows: int = 1000

@@ -20,7 +20,9 @@ RUN_STAGE = SearchAttributeKey.for_keyword("RunStage")
 RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
 # Set by the gateway when a run starts (API-key tenant); the workflow never changes it.
 TENANT = SearchAttributeKey.for_keyword("Tenant")
-SEARCH_ATTRIBUTES = (RUN_STATUS, RUN_STAGE, RUN_KIND, TENANT)
+# The agent definition an agent run was started with (set at start, never changed).
+RUN_AGENT = SearchAttributeKey.for_keyword("RunAgent")
+SEARCH_ATTRIBUTES = (RUN_STATUS, RUN_STAGE, RUN_KIND, TENANT, RUN_AGENT)
 
 
 class Usage(BaseModel):

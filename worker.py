@@ -44,6 +44,8 @@ def build_provider(settings: Settings) -> LLMProvider:
             timeout_s=settings.openai_timeout_s,
             json_retries=settings.llm_json_retries,
             prices=settings.prices,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
         )
     raise SystemExit(
         f"DURABLE_AGENT_LLM={settings.llm!r} is not a known provider; choose offline or openai"

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.base import StageActivities
 from activities.models import ContextInput, ContextOutput, ToolCallInput, ToolCallOutput
+from activities.routing import rule_context
 from activities.tools.catalog import ListToolsInput, ToolCatalog
 from activities.tools.registry import ToolContext, ToolError, ToolResult
 
@@ -21,6 +22,15 @@ class ContextActivities(StageActivities):
 
     @activity.defn(name="assess_context")
     async def assess_context(self, req: ContextInput) -> ContextOutput:
+        # What the run may call: its recorded catalog (the agent's tools only, when its
+        # definition names them), else every tool of the registry.
+        if req.tools or req.tools_restricted:
+            offered: list[str] = [tool.name for tool in req.tools]
+        else:
+            offered = self.tools.names()
+        decided = rule_context(req, offered)
+        if decided is not None:
+            return decided
         return await self.call(self.provider.assess(req, self.tools))
 
     @activity.defn(name="list_tools")

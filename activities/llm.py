@@ -15,6 +15,7 @@ is deterministic so that every path of the pipeline can be reached on purpose:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Protocol
@@ -37,6 +38,7 @@ from activities.models import (
     ToolCall,
 )
 from activities.offline_tools import pick_tool
+from activities.output_schema import skeleton
 from activities.tools.calculator import find_expression
 from activities.tools.registry import ToolRegistry
 from shared import Usage
@@ -111,19 +113,25 @@ class OfflineProvider:
         intent = Intent.CALCULATION if find_expression(req.query) else Intent.QUESTION
         return IntentOutput(intent=intent, usage=_usage([req.query], intent.value))
 
-    async def assess(self, req: ContextInput, tools: ToolRegistry) -> ContextOutput:
+    async def assess(self, req: ContextInput, registry: ToolRegistry) -> ContextOutput:
+        # An agent that names its tools may use only those (the run's filtered catalog).
+        allowed = {t.name for t in req.tools} if req.tools_restricted else None
+
+        def offers(name: str) -> bool:
+            return name in allowed if allowed is not None else name in registry
+
         called = {(t.name, str(sorted(t.arguments.items()))) for t in req.tool_history}
         calls: list[ToolCall] = []
         expression = find_expression(req.query)
         picked = pick_tool(req.query, req.tools) if req.tools else None
-        if req.intent is Intent.CALCULATION and expression and "calculator" in tools:
+        if req.intent is Intent.CALCULATION and expression and offers("calculator"):
             calls.append(ToolCall(name="calculator", arguments={"expression": expression}))
         elif picked is not None:  # a user tool the query names (activities/offline_tools.py)
             calls.append(picked)
-        elif "search_docs" in tools:
+        elif offers("search_docs"):
             calls.append(ToolCall(name="search_docs", arguments={"query": req.query}))
         # What the user told us is searched too: it may name the thing the query did not.
-        if "search_docs" in tools:
+        if offers("search_docs"):
             calls.extend(
                 ToolCall(name="search_docs", arguments={"query": text}) for text in req.user_inputs
             )
@@ -167,6 +175,8 @@ class OfflineProvider:
             result = "\n".join(req.contexts) if req.contexts else "No facts were gathered."
         else:
             result = _compose_answer(req)
+            if req.output_schema is not None:
+                result = json.dumps(skeleton(req.output_schema, result))
         return StepOutput(result=result, usage=_usage([req.step, req.query, *req.contexts], result))
 
     async def reflect(self, req: ReflectInput) -> ReflectOutput:

@@ -30,6 +30,9 @@ class Sufficiency(StrEnum):
 
 class IntentInput(BaseModel):
     query: str
+    # What the run's agent definition says (empty/None: the defaults of today's pipeline).
+    instructions: str = ""
+    model: str | None = None
 
 
 class IntentOutput(BaseModel):
@@ -53,6 +56,11 @@ class ContextInput(BaseModel):
     round: int = 1
     # The run's recorded tool catalog (empty for runs that never listed their tools).
     tools: list[ToolSpec] = Field(default_factory=list)
+    # True when `tools` is all the agent may use (its definition names them), even if empty.
+    tools_restricted: bool = False
+    # What the run's agent definition says (empty/None: the defaults of today's pipeline).
+    instructions: str = ""
+    model: str | None = None
 
 
 class ContextOutput(BaseModel):
@@ -81,6 +89,9 @@ class PlanInput(BaseModel):
     intent: Intent
     contexts: list[str] = Field(default_factory=list)
     critique: str | None = None
+    # What the run's agent definition says (empty/None: the defaults of today's pipeline).
+    instructions: str = ""
+    model: str | None = None
 
 
 class PlanOutput(BaseModel):
@@ -97,6 +108,11 @@ class StepInput(BaseModel):
     contexts: list[str] = Field(default_factory=list)
     previous_results: list[str] = Field(default_factory=list)
     critique: str | None = None
+    # What the run's agent definition says (empty/None: the defaults of today's pipeline).
+    instructions: str = ""
+    model: str | None = None
+    # The last step answers with JSON matching this schema (the agent's `output_schema`).
+    output_schema: dict[str, Any] | None = None
 
 
 class StepOutput(BaseModel):
@@ -110,6 +126,9 @@ class ReflectInput(BaseModel):
     answer: str
     contexts: list[str] = Field(default_factory=list)
     attempt: int = 1
+    # What the run's agent definition says (empty/None: the defaults of today's pipeline).
+    instructions: str = ""
+    model: str | None = None
 
 
 class ReflectOutput(BaseModel):

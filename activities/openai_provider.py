@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import openai
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
 from temporalio import activity
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import ApplicationError
@@ -45,6 +45,7 @@ from activities.models import (
     Sufficiency,
     ToolCall,
 )
+from activities.output_schema import answer_problems
 from activities.tools.catalog import ToolSpec
 from activities.tools.registry import ToolRegistry
 from shared import EVENTS_TOPIC, StreamEvent, Usage
@@ -57,21 +58,39 @@ TOKEN_BATCH = timedelta(milliseconds=100)
 
 class IntentAnswer(BaseModel):
     intent: Intent
-    answer: str | None = None
+    # Never an empty string: the server's grammar then cannot produce one (a simple-chat reply
+    # without text would complete a run without an answer).
+    answer: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
+# The lengths bound what the server's grammar lets a model write: a small model that rambles
+# inside a JSON string is cut off by the grammar, not by max_tokens (which breaks the JSON).
 class ContextAnswer(BaseModel):
     sufficiency: Sufficiency
-    question: str | None = None
+    question: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 class PlanAnswer(BaseModel):
-    steps: list[str] = Field(min_length=1, max_length=8)
+    steps: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
+        min_length=1, max_length=3
+    )
 
 
 class ReflectAnswer(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
-    critique: str
+    critique: str = Field(max_length=150)
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _as_fraction(cls, value: Any) -> Any:
+        # Small models often score out of 10 or 100 whatever the schema says (a grammar
+        # does not bound numbers): read such a score on its own scale rather than fail
+        # the run's reflection over it.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            for scale in (10.0, 100.0):
+                if 1.0 < value <= scale:
+                    return value / scale
+        return value
 
 
 class OpenAIProvider:
@@ -86,8 +105,14 @@ class OpenAIProvider:
         timeout_s: float,
         json_retries: int,
         prices: dict[str, tuple[float, float]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> None:
         self.model = model
+        # A bound on every answer's length (a small local model may otherwise ramble on).
+        self.limits: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+        if temperature is not None:  # 0: the same prompt gets the same answer
+            self.limits["temperature"] = temperature
         self.json_retries = json_retries
         self.prices = prices
         # max_retries=0: Temporal retries, with backoff, across worker crashes too.
@@ -101,9 +126,15 @@ class OpenAIProvider:
     # ---- the stages ----------------------------------------------------------------------
 
     async def classify(self, req: IntentInput) -> IntentOutput:
-        answer, usage = await self._structured(prompts.INTENT, req.query, IntentAnswer)
-        text = answer.answer if answer.intent is Intent.SIMPLE_CHAT else None
-        return IntentOutput(intent=answer.intent, answer=text, usage=usage)
+        answer, usage = await self._structured(
+            prompts.INTENT, req.query, IntentAnswer, req.instructions, req.model
+        )
+        if answer.intent is Intent.SIMPLE_CHAT:
+            if answer.answer and answer.answer.strip():
+                return IntentOutput(intent=answer.intent, answer=answer.answer, usage=usage)
+            # Small talk without a reply: the pipeline answers it instead.
+            return IntentOutput(intent=Intent.QUESTION, usage=usage)
+        return IntentOutput(intent=answer.intent, usage=usage)
 
     async def assess(self, req: ContextInput, tools: ToolRegistry) -> ContextOutput:
         user = prompts.CONTEXT_USER.format(
@@ -114,14 +145,20 @@ class OpenAIProvider:
                 for t in req.tool_history
             ),
         )
-        messages = self._messages(prompts.CONTEXT, user, ContextAnswer)
-        # The run's recorded catalog when it has one (MCP and Python tools included).
-        specs = req.tools or [tools.get(name).spec() for name in tools.names()]
+        messages = self._messages(prompts.CONTEXT, user, ContextAnswer, req.instructions)
+        # The run's recorded catalog when it has one (MCP and Python tools included); an agent
+        # that names its tools is offered only those (perhaps none).
+        if req.tools or req.tools_restricted:
+            specs = list(req.tools)
+        else:
+            specs = [tools.get(name).spec() for name in tools.names()]
         wire_names = {_wire_name(spec.name): spec.name for spec in specs}
+        offered: dict[str, Any] = {"tools": [_tool_schema(s) for s in specs]} if specs else {}
         response = await self._call(
             messages=messages,
-            tools=[_tool_schema(spec) for spec in specs],
             response_format=_json_format(ContextAnswer),
+            model=req.model,
+            **offered,
         )
         usage = self._usage(response)
         message = response.choices[0].message
@@ -136,7 +173,7 @@ class OpenAIProvider:
                 calls.append(ToolCall(name=name, arguments=arguments))
             sufficiency = Sufficiency.PARTIAL if req.contexts else Sufficiency.INSUFFICIENT
             return ContextOutput(sufficiency=sufficiency, tool_calls=calls, usage=usage)
-        answer, more = await self._validated(messages, message.content, ContextAnswer)
+        answer, more = await self._validated(messages, message.content, ContextAnswer, req.model)
         usage.add(more)
         return ContextOutput(sufficiency=answer.sufficiency, question=answer.question, usage=usage)
 
@@ -144,13 +181,20 @@ class OpenAIProvider:
         user = f"Request: {req.query}\nContext:\n{_lines(req.contexts)}"
         if req.critique:
             user += f"\nA reviewer said of the previous answer: {req.critique}"
-        answer, usage = await self._structured(prompts.PLAN, user, PlanAnswer)
+        answer, usage = await self._structured(
+            prompts.PLAN, user, PlanAnswer, req.instructions, req.model
+        )
         return PlanOutput(steps=answer.steps, usage=usage)
 
     async def run_step(self, req: StepInput) -> StepOutput:
         critique = f"A reviewer said of the previous answer: {req.critique}" if req.critique else ""
+        last = req.index == req.total - 1
+        system = prompts.STEP.format(critique=critique).strip()
+        if last and req.output_schema is not None:
+            schema = json.dumps(req.output_schema)
+            system += "\n" + prompts.STRUCTURED_ANSWER.format(schema=schema)
         messages = [
-            {"role": "system", "content": prompts.STEP.format(critique=critique).strip()},
+            {"role": "system", "content": _with_instructions(req.instructions, system)},
             {
                 "role": "user",
                 "content": prompts.STEP_USER.format(
@@ -163,18 +207,63 @@ class OpenAIProvider:
                 ),
             },
         ]
-        if req.index == req.total - 1:
-            text, usage = await self._stream_text(messages, node=f"step-{req.index + 1}")
+        if last and req.output_schema is not None:
+            text, usage = await self._structured_answer(
+                messages, req.output_schema, f"step-{req.index + 1}", req.model
+            )
+        elif last:
+            text, usage = await self._stream_text(
+                messages, node=f"step-{req.index + 1}", model=req.model
+            )
         else:
-            response = await self._call(messages=messages)
+            response = await self._call(messages=messages, model=req.model)
             text, usage = response.choices[0].message.content or "", self._usage(response)
         return StepOutput(result=text, usage=usage)
+
+    async def _structured_answer(
+        self, messages: list[dict[str, Any]], schema: dict[str, Any], node: str, model: str | None
+    ) -> tuple[str, Usage]:
+        """The final answer as JSON matching the agent's `output_schema`: streamed (so its
+        tokens reach clients as they come), validated, and sent back for repair a bounded
+        number of times, as the stages' own JSON is."""
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": "Answer", "schema": schema},
+        }
+        text, usage = await self._stream_text(
+            messages, node=node, model=model, response_format=response_format
+        )
+        history = list(messages)
+        for attempt in range(self.json_retries + 1):
+            text = _strip_fences(text)
+            problems = answer_problems(schema, text)
+            if not problems:
+                return text, usage
+            if attempt == self.json_retries:
+                break
+            history += [
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": prompts.FIX_JSON.format(error="; ".join(problems))},
+            ]
+            response = await self._call(
+                messages=history, response_format=response_format, model=model
+            )
+            usage.add(self._usage(response))
+            text = response.choices[0].message.content or ""
+        raise ApplicationError(
+            f"the model's answer did not match the agent's output_schema after "
+            f"{self.json_retries + 1} tries: {'; '.join(problems)}",
+            type="InvalidModelOutput",
+            non_retryable=True,
+        )
 
     async def reflect(self, req: ReflectInput) -> ReflectOutput:
         user = prompts.REFLECT_USER.format(
             query=req.query, contexts=_lines(req.contexts), answer=req.answer
         )
-        answer, usage = await self._structured(prompts.REFLECT, user, ReflectAnswer)
+        answer, usage = await self._structured(
+            prompts.REFLECT, user, ReflectAnswer, req.instructions, req.model
+        )
         return ReflectOutput(score=answer.score, critique=answer.critique, usage=usage)
 
     async def complete(self, req: CompleteInput) -> CompleteOutput:
@@ -190,23 +279,43 @@ class OpenAIProvider:
 
     # ---- structured answers --------------------------------------------------------------
 
-    def _messages(self, system: str, user: str, model: type[BaseModel]) -> list[dict[str, Any]]:
+    def _messages(
+        self, system: str, user: str, model: type[BaseModel], instructions: str = ""
+    ) -> list[dict[str, Any]]:
         schema = json.dumps(model.model_json_schema())
         return [
-            {"role": "system", "content": system.format(schema=schema)},
+            {
+                "role": "system",
+                "content": _with_instructions(instructions, system.format(schema=schema)),
+            },
             {"role": "user", "content": user},
         ]
 
-    async def _structured(self, system: str, user: str, model: type[M]) -> tuple[M, Usage]:
-        messages = self._messages(system, user, model)
-        response = await self._call(messages=messages, response_format=_json_format(model))
+    async def _structured(
+        self,
+        system: str,
+        user: str,
+        model: type[M],
+        instructions: str = "",
+        llm: str | None = None,
+    ) -> tuple[M, Usage]:
+        messages = self._messages(system, user, model, instructions)
+        response = await self._call(
+            messages=messages, response_format=_json_format(model), model=llm
+        )
         usage = self._usage(response)
-        answer, more = await self._validated(messages, response.choices[0].message.content, model)
+        answer, more = await self._validated(
+            messages, response.choices[0].message.content, model, llm
+        )
         usage.add(more)
         return answer, usage
 
     async def _validated(
-        self, messages: list[dict[str, Any]], content: str | None, model: type[M]
+        self,
+        messages: list[dict[str, Any]],
+        content: str | None,
+        model: type[M],
+        llm: str | None = None,
     ) -> tuple[M, Usage]:
         """Validate a JSON answer; on failure send the error back, a bounded number of times."""
         usage = Usage()
@@ -224,7 +333,9 @@ class OpenAIProvider:
                 {"role": "assistant", "content": content or ""},
                 {"role": "user", "content": prompts.FIX_JSON.format(error=error)},
             ]
-            response = await self._call(messages=history, response_format=_json_format(model))
+            response = await self._call(
+                messages=history, response_format=_json_format(model), model=llm
+            )
             usage.add(self._usage(response))
             content = response.choices[0].message.content
         raise ApplicationError(
@@ -236,13 +347,24 @@ class OpenAIProvider:
 
     # ---- calls, streaming, errors, usage -------------------------------------------------
 
-    async def _call(self, **kwargs: Any) -> Any:
+    async def _call(self, model: str | None = None, **kwargs: Any) -> Any:
+        model = model or self.model
         try:
-            return await self.client.chat.completions.create(model=self.model, **kwargs)
+            response = await self.client.chat.completions.create(
+                model=model, **(self.limits | kwargs)
+            )
         except openai.APIError as exc:
-            raise _classify(exc, self.model) from None
+            raise _classify(exc, model) from None
+        response._durable_agent_model = model  # priced by the model that answered
+        return response
 
-    async def _stream_text(self, messages: list[dict[str, Any]], node: str) -> tuple[str, Usage]:
+    async def _stream_text(
+        self,
+        messages: list[dict[str, Any]],
+        node: str,
+        model: str | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> tuple[str, Usage]:
         """Stream the completion; publish tokens to the run's event stream as they come."""
         info = activity.info()
         parts: list[str] = []
@@ -252,15 +374,17 @@ class OpenAIProvider:
         try:
             async with stream_client:
                 create: Any = self.client.chat.completions.create
+                extra = {"response_format": response_format} if response_format else {}
                 stream = await create(
-                    model=self.model,
+                    model=model or self.model,
                     messages=messages,
                     stream=True,
                     stream_options={"include_usage": True},
+                    **(self.limits | extra),
                 )
                 async for chunk in stream:
                     if chunk.usage is not None:
-                        usage = self._usage(chunk)
+                        usage = self._usage(chunk, model)
                     for choice in chunk.choices:
                         delta = choice.delta.content
                         if delta:
@@ -274,14 +398,15 @@ class OpenAIProvider:
                             )
                     activity.heartbeat()
         except openai.APIError as exc:
-            raise _classify(exc, self.model) from None
+            raise _classify(exc, model or self.model) from None
         return "".join(parts), usage
 
-    def _usage(self, response: Any) -> Usage:
+    def _usage(self, response: Any, model: str | None = None) -> Usage:
         raw = getattr(response, "usage", None)
         tokens_in = int(getattr(raw, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(raw, "completion_tokens", 0) or 0)
-        price_in, price_out = self.prices.get(self.model, (0.0, 0.0))
+        model = model or getattr(response, "_durable_agent_model", None) or self.model
+        price_in, price_out = self.prices.get(model, (0.0, 0.0))
         cost = (tokens_in * price_in + tokens_out * price_out) / 1_000_000
         return Usage(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=round(cost, 8), calls=1)
 
@@ -348,6 +473,11 @@ def _tool_schema(spec: ToolSpec) -> dict[str, Any]:
             "parameters": spec.parameters or {"type": "object", "properties": {}},
         },
     }
+
+
+def _with_instructions(instructions: str, system: str) -> str:
+    # The agent's instructions come first: every stage's prompt starts from them.
+    return f"{instructions.strip()}\n\n{system}" if instructions.strip() else system
 
 
 def _strip_fences(text: str) -> str:

@@ -10,6 +10,8 @@
     ├── IdempotencyConflict 422  an Idempotency-Key reused with a different body
     ├── InvalidGraph        422  a graph definition with problems (all listed in `details`)
     ├── GraphNotFound       404  no graph of that name in the catalog
+    ├── InvalidAgent        422  an agent definition with problems (all listed in `details`)
+    ├── AgentNotFound       404  no agent of that name in the catalog
     ├── TooManyStreams      429  the tenant has as many event streams open as it may;
     │                            with `Retry-After`
     └── TemporalUnavailable 503  Temporal (or a worker answering queries) cannot be reached or
@@ -108,6 +110,23 @@ class GraphNotFound(ApiError):
 
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"no graph named {name!r}; known: {', '.join(known)}", {"known": known})
+
+
+class InvalidAgent(ApiError):
+    status_code = 422
+    code = "invalid_agent"
+
+    def __init__(self, problems: Any) -> None:
+        details = [{"path": p.path, "message": p.message} for p in problems]
+        super().__init__(f"the agent definition has {len(details)} problem(s)", details)
+
+
+class AgentNotFound(ApiError):
+    status_code = 404
+    code = "agent_not_found"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"no agent named {name!r}; known: {', '.join(known)}", {"known": known})
 
 
 class TooManyStreams(ApiError):

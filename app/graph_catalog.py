@@ -15,7 +15,9 @@ from workflows.graph_spec import GraphSpec, validate
 logger = logging.getLogger(__name__)
 
 
-def load_catalog(folder: Path, tools: Collection[str]) -> dict[str, GraphSpec]:
+def load_catalog(
+    folder: Path, tools: Collection[str], agents: Collection[str] | None = None
+) -> dict[str, GraphSpec]:
     """Valid graphs by name. A file that does not validate is left out, with its problems logged
     (the test suite validates every shipped graph, so this only bites local edits)."""
     catalog: dict[str, GraphSpec] = {}
@@ -28,7 +30,7 @@ def load_catalog(folder: Path, tools: Collection[str]) -> dict[str, GraphSpec]:
         except (OSError, ValueError, yaml.YAMLError) as exc:
             logger.error("graph file %s cannot be read: %s", path.name, exc)
             continue
-        checked = validate(data, tools)
+        checked = validate(data, tools, agents=agents)
         if not checked.ok or checked.spec is None:
             problems = "; ".join(f"{p.path}: {p.message}" for p in checked.problems)
             logger.error("graph file %s is invalid and left out: %s", path.name, problems)

@@ -18,10 +18,11 @@ from fastapi_offline import FastAPIOffline
 from activities.tools.registry import ToolRegistry
 from activities.tools.sources import ToolConfigError, build_registry
 from app import metrics
+from app.agent_catalog import load_agents
 from app.errors import install_error_handlers
 from app.graph_catalog import load_catalog
 from app.limits import BodySizeLimit
-from app.routes import codec, events, graphs, health, runs, tools
+from app.routes import agents, codec, events, graphs, health, runs, tools
 from app.secret import load_secret
 from app.yaml_bodies import YamlBodies
 from codec import payload_codec
@@ -71,13 +72,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tools = _tool_registry(settings)
     app.state.tools_lock = asyncio.Lock()
     app.state.tool_names = ToolNames(app.state.tools)
-    app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names)
+    app.state.agents = load_agents(settings.agents_dir, app.state.tool_names)
+    app.state.graphs = load_catalog(settings.graphs_dir, app.state.tool_names, app.state.agents)
     keys = settings.payload_keys
     app.state.codec = payload_codec(keys.get_secret_value() if keys else None)
     app.state.metrics = metrics.GatewayMetrics(app.state.open_streams)
     install_error_handlers(app)
     # Inside the size limit: a YAML body is bounded before it is read.
-    app.add_middleware(YamlBodies, paths=frozenset({"/api/v1/runs", "/api/v1/graphs/validate"}))
+    app.add_middleware(
+        YamlBodies,
+        paths=frozenset({"/api/v1/runs", "/api/v1/graphs/validate", "/api/v1/agents/validate"}),
+    )
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(graphs.router)
+    app.include_router(agents.router)
     app.include_router(tools.router)
     app.include_router(codec.router)
     app.include_router(metrics.router)

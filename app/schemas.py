@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
 from activities.tools.catalog import Approval
-from shared import RUN_KIND, RUN_STAGE, RUN_STATUS
+from shared import RUN_AGENT, RUN_KIND, RUN_STAGE, RUN_STATUS
+from workflows.agent_spec import AgentDefinition
 from workflows.graph_spec import GraphSpec
 from workflows.state import (
     MAX_REASON_CHARS,
@@ -43,6 +44,7 @@ class RunCreate(BaseModel):
         json_schema_extra={
             "examples": [
                 {"query": "What is 17 * 23?"},
+                {"agent": "support", "query": "How do I answer a waiting run?"},
                 {"graph": "triage", "input": {"ticket": "I was charged twice"}},
             ]
         },
@@ -50,6 +52,11 @@ class RunCreate(BaseModel):
 
     query: str | None = Field(
         default=None, min_length=1, description="An agent run: what it should answer or do."
+    )
+    agent: str | dict[str, Any] | None = Field(
+        default=None,
+        description="An agent run: the name of a catalog agent (`GET /api/v1/agents`), or an "
+        "inline agent definition. Unset: the `default` agent.",
     )
     graph: str | dict[str, Any] | None = Field(
         default=None,
@@ -69,6 +76,8 @@ class RunCreate(BaseModel):
     def _one_kind(self) -> RunCreate:
         if (self.query is None) == (self.graph is None):
             raise ValueError("give either `query` (an agent run) or `graph` (a graph run)")
+        if self.agent is not None and self.query is None:
+            raise ValueError("`agent` belongs to agent runs: give a `query` with it")
         if self.query is not None and (self.input is not None or self.breakpoints is not None):
             raise ValueError(
                 "`input` and `breakpoints` belong to graph runs; an agent run takes only `query`"
@@ -231,6 +240,7 @@ class RunView(BaseModel):
     updated_at: datetime
     # agent runs
     query: str | None = None
+    agent: str | None = Field(default=None, description="Agent runs: the agent's name.")
     stage: Stage | None = None
     intent: str | None = None
     answer: str | None = None
@@ -302,6 +312,7 @@ class RunView(BaseModel):
         return cls(
             **common,
             query=state.query,
+            agent=state.agent,
             stage=state.stage,
             intent=state.intent,
             answer=state.answer,
@@ -318,6 +329,7 @@ class RunSummary(BaseModel):
     stage: Stage | None
     created_at: datetime
     closed_at: datetime | None
+    agent: str | None = None
 
     @classmethod
     def from_execution(cls, execution: WorkflowExecution) -> RunSummary:
@@ -333,6 +345,7 @@ class RunSummary(BaseModel):
         return cls(
             run_id=execution.id,
             kind=attributes.get(RUN_KIND),
+            agent=attributes.get(RUN_AGENT),
             status=run_status or RunStatus.RUNNING,
             stage=Stage(stage) if stage else None,
             created_at=execution.start_time,
@@ -369,6 +382,26 @@ class GraphSummary(BaseModel):
             nodes=len(spec.nodes),
             entry=spec.entry,
             input_schema=spec.input_schema,
+        )
+
+
+class AgentSummary(BaseModel):
+    name: str
+    version: str
+    description: str
+    model: str | None = Field(description="Unset: the worker's model.")
+    tools: list[str] | None = Field(description="Names or patterns; unset: every tool.")
+    structured: bool = Field(description="Whether the answer is JSON (an `output_schema`).")
+
+    @classmethod
+    def from_definition(cls, agent: AgentDefinition) -> AgentSummary:
+        return cls(
+            name=agent.name,
+            version=agent.version,
+            description=agent.description.strip(),
+            model=agent.model,
+            tools=agent.tools,
+            structured=agent.output_schema is not None,
         )
 
 

@@ -1,5 +1,5 @@
 """`durable-agent run "question"`, `durable-agent attach <run_id>`, `durable-agent ls`,
-`durable-agent tools`.
+`durable-agent tools`, `durable-agent agents`; `run --agent NAME` runs a catalog agent.
 
 Talks to the gateway over HTTP only (DURABLE_AGENT_URL, DURABLE_AGENT_API_KEY). `run` starts a
 run and follows its events; when the run asks a question, the answer is read from the prompt
@@ -207,7 +207,10 @@ def _decide(
 
 
 def cmd_run(gateway: Gateway, args: argparse.Namespace) -> int:
-    created = gateway.call("POST", "/api/v1/runs", json={"query": args.query})
+    body = {"query": args.query}
+    if args.agent:
+        body["agent"] = args.agent
+    created = gateway.call("POST", "/api/v1/runs", json=body)
     run_id = created["run_id"]
     sys.stderr.write(f"run {run_id}\n")
     return _attached(gateway, run_id)
@@ -257,6 +260,20 @@ def cmd_tools(gateway: Gateway, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_agents(gateway: Gateway, args: argparse.Namespace) -> int:
+    listing = gateway.call("GET", "/api/v1/agents")
+    if args.json:
+        sys.stdout.write(json.dumps(listing, indent=2) + "\n")
+        return EXIT_OK
+    sys.stdout.write(f"{'AGENT':20} {'MODEL':20} {'TOOLS':30} DESCRIPTION\n")
+    for agent in listing:
+        tools = "(all)" if agent["tools"] is None else ", ".join(agent["tools"]) or "(none)"
+        description = " ".join(agent["description"].split())[:60]
+        model = agent["model"] or "(default)"
+        sys.stdout.write(f"{agent['name']:20} {model:20} {tools[:30]:30} {description}\n")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = ClientSettings()
     parser = argparse.ArgumentParser(prog="durable-agent", description=__doc__.split("\n")[0])
@@ -265,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a run and follow it")
     run.add_argument("query")
+    run.add_argument("--agent", help="the catalog agent to run (default: `default`)")
     run.set_defaults(func=cmd_run)
     attach = sub.add_parser("attach", help="follow a run (answer its question if it asks one)")
     attach.add_argument("run_id")
@@ -276,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     tools = sub.add_parser("tools", help="list every tool runs may call")
     tools.add_argument("--json", action="store_true", help="the gateway's JSON answer")
     tools.set_defaults(func=cmd_tools)
+    agents = sub.add_parser("agents", help="list the agent catalog")
+    agents.add_argument("--json", action="store_true", help="the gateway's JSON answer")
+    agents.set_defaults(func=cmd_agents)
     args = parser.parse_args(argv)
     gateway = Gateway(args.url, args.api_key)
     try:

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCallInput,
     )
     from activities.reflection import ReflectionActivities
-    from activities.tools.catalog import ListToolsInput, needs_approval
+    from activities.tools.catalog import Approval, ListToolsInput, ToolCatalog, needs_approval
     from shared import EVENTS_TOPIC, RUN_KIND, StreamEvent, ToolRecord
     from workflows import timeouts
     from workflows.limits import text_problem
@@ -69,6 +69,9 @@ CHECK_QUERY = "check-query-in-worker"
 # The run lists its tools once (an activity whose result it records) and holds calls of tools
 # whose policy is `approval: always` for a person's decision.
 RECORD_TOOL_CATALOG = "record-tool-catalog"
+# A run never completes without an answer: a simple-chat reply that is blank falls through to
+# the pipeline, and a run whose final answer is blank fails with why.
+REFUSE_EMPTY_ANSWER = "refuse-empty-answer"
 # History events a waiting run must have gained since its wait began before it continues as new.
 WAIT_HANDOVER_MARGIN = 20
 # Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
@@ -106,6 +109,7 @@ class AgentWorkflow(RunControl):
                 run_id=workflow.info().workflow_id,
                 tenant=inp.tenant,
                 query=inp.query,
+                agent=inp.agent.name if inp.agent is not None else None,
                 created_at=now,
                 updated_at=now,
             )
@@ -156,6 +160,8 @@ class AgentWorkflow(RunControl):
             # Anything else (a bug, a forged carried-over state) fails the run with the error
             # instead of its workflow task, which Temporal would retry forever: no run hangs.
             await self._fail(f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
+        if not (self._state.answer or "").strip() and workflow.patched(REFUSE_EMPTY_ANSWER):
+            await self._fail("the run produced no answer (the model's final answer was empty)")
         self._update_status(run=RunStatus.COMPLETED, message="answered")
         await self._finish_stream({"answer": self._state.answer})
         return self._state
@@ -184,14 +190,28 @@ class AgentWorkflow(RunControl):
         elif stage is Stage.REFLECT:
             await self._reflect()
 
+    def _agent_fields(self, stage: str) -> dict[str, Any]:
+        """What the run's agent definition tells a stage's activity (nothing for runs started
+        before definitions: their inputs stay as they were)."""
+        agent = self._inp.agent
+        if agent is None:
+            return {}
+        return {"instructions": agent.instructions, "model": agent.model_for(stage)}
+
     async def _intent(self) -> None:
         out = await self._activity(
             "intent",
             IntentActivities.analyze_intent,
-            IntentInput(query=self._state.query),
+            IntentInput(query=self._state.query, **self._agent_fields("intent")),
         )
         self._state.intent = out.intent.value
         if out.intent is Intent.SIMPLE_CHAT:
+            if not (out.answer or "").strip() and workflow.patched(REFUSE_EMPTY_ANSWER):
+                # Small talk without a reply: the pipeline answers it instead.
+                self._state.intent = Intent.QUESTION.value
+                self._log_event("control", "the intent stage gave no reply; answering in full")
+                self._update_status(stage=Stage.CONTEXT)
+                return
             self._state.answer = out.answer
             self._update_status(stage=Stage.DONE)
         else:
@@ -200,12 +220,13 @@ class AgentWorkflow(RunControl):
     async def _context(self) -> None:
         state = self._state
         if state.tools is None and workflow.patched(RECORD_TOOL_CATALOG):
-            state.tools = await self._activity(
+            listed = await self._activity(
                 "list-tools",
                 ContextActivities.list_tools,
                 ListToolsInput(),
                 options=timeouts.TOOL_LISTING,
             )
+            state.tools = self._agent_tools(listed)
             for server, reason in state.tools.unavailable.items():
                 self._log_event("control", f"MCP server {server} left out: {reason}")
         if state.pending_tool_calls:
@@ -234,6 +255,9 @@ class AgentWorkflow(RunControl):
                     tool_history=state.tool_history,
                     round=state.context_rounds,
                     tools=state.tools.tools if state.tools is not None else [],
+                    tools_restricted=self._inp.agent is not None
+                    and self._inp.agent.tools is not None,
+                    **self._agent_fields("context"),
                 ),
             )
             if out.tool_calls:
@@ -247,10 +271,31 @@ class AgentWorkflow(RunControl):
             break
         self._update_status(stage=Stage.EXECUTE)
 
+    def _agent_tools(self, listed: ToolCatalog) -> ToolCatalog:
+        """The run's catalog: what the worker listed, cut to the agent's tools, with the
+        agent's extra approvals (they may add an approval, never waive one)."""
+        agent = self._inp.agent
+        if agent is None:
+            return listed
+        tools = []
+        for spec in listed.tools:
+            if not agent.allows(spec.name):
+                continue
+            if agent.requires_approval(spec.name):
+                spec = spec.model_copy(update={"approval": Approval.ALWAYS})
+            tools.append(spec)
+        return listed.model_copy(update={"tools": tools})
+
     async def _tool_round(self, calls: list[PendingToolCall]) -> None:
         """Run one round's calls in parallel; those whose tool needs approval wait first for a
         person's decision (each decided on its own), and a denied call never runs."""
         state = self._state
+        agent = self._inp.agent
+        if agent is not None and agent.tools is not None:
+            # A model may ask for a tool it was not offered: such a call never runs.
+            for call in [c for c in calls if not agent.allows(c.name)]:
+                self._refuse_call(call, f"{call.name} is not one of agent {agent.name}'s tools")
+            calls = [c for c in calls if agent.allows(c.name)]
         catalog = state.tools.tools if state.tools is not None else None
         if any(needs_approval(catalog, call.name) for call in calls):
             state.pending_tool_calls = calls
@@ -260,6 +305,20 @@ class AgentWorkflow(RunControl):
             await self._wait_for_approvals([c.approval_id for c in calls if c.approval_id])
             state.pending_tool_calls = []
         await asyncio.gather(*(self._approved_call(call) for call in calls))
+
+    def _refuse_call(self, call: PendingToolCall, why: str) -> None:
+        result = f"{why}; the call did not run"
+        self._state.tool_history.append(
+            ToolRecord(name=call.name, arguments=call.arguments, ok=False, result=result)
+        )
+        self._log_event(
+            "tool_call",
+            f"{call.name} refused",
+            name=call.name,
+            arguments=call.arguments,
+            ok=False,
+            result=result,
+        )
 
     async def _approved_call(self, call: PendingToolCall) -> None:
         request = self._approval(call.approval_id) if call.approval_id else None
@@ -397,7 +456,11 @@ class AgentWorkflow(RunControl):
             "plan",
             ExecutorActivities.make_plan,
             PlanInput(
-                query=state.query, intent=intent, contexts=state.contexts, critique=state.critique
+                query=state.query,
+                intent=intent,
+                contexts=state.contexts,
+                critique=state.critique,
+                **self._agent_fields("execute"),
             ),
         )
         state.plan = plan.steps
@@ -415,14 +478,26 @@ class AgentWorkflow(RunControl):
                     contexts=state.contexts,
                     previous_results=state.step_results,
                     critique=state.critique,
+                    **self._agent_fields("execute"),
+                    **self._output_schema(),
                 ),
             )
             state.step_results.append(out.result[:MAX_CONTEXT_CHARS])
         state.answer = state.step_results[-1] if state.step_results else None
         self._update_status(stage=Stage.REFLECT)
 
+    def _output_schema(self) -> dict[str, Any]:
+        agent = self._inp.agent
+        if agent is None or agent.output_schema is None:
+            return {}
+        return {"output_schema": agent.output_schema}
+
     async def _reflect(self) -> None:
         state = self._state
+        agent = self._inp.agent
+        if agent is not None and not agent.reflection.enabled:
+            self._update_status(stage=Stage.DONE)
+            return
         # Versioned change (docs/versioning.md): a calculator result is exact, so reflecting on
         # it costs a model call for nothing. Runs recorded before this change have a `reflect`
         # activity here; `patched` keeps them replaying it, new runs skip it.
@@ -445,6 +520,7 @@ class AgentWorkflow(RunControl):
                 answer=state.answer or "",
                 contexts=state.contexts,
                 attempt=state.reflection_retries + 1,
+                **self._agent_fields("reflect"),
             ),
         )
         state.reflection = Reflection(score=out.score, critique=out.critique)

@@ -118,13 +118,20 @@ class Validation:
         return not self.problems
 
 
-def validate(data: Any, tools: Collection[str] | None, limits: Limits | None = None) -> Validation:
+def validate(
+    data: Any,
+    tools: Collection[str] | None,
+    limits: Limits | None = None,
+    agents: Collection[str] | None = None,
+) -> Validation:
     """Every problem of a graph definition at once, each with a JSON path and a message: its
     shape, its nodes' configs, its expressions and its structure (unreachable nodes, cycles
     without `max_steps`) in one answer.
 
     `tools` None skips the tool check (the worker re-validates a pinned spec without knowing
-    the gateway's registry). Limits are checked before any expression reaches the CEL engine.
+    the gateway's registry); `agents` None skips the check of `agent` nodes' catalog names
+    likewise (the run pins the definitions it names). Limits are checked before any expression
+    reaches the CEL engine.
     """
     limits = limits or Limits()
     raw = (
@@ -178,6 +185,15 @@ def validate(data: Any, tools: Collection[str] | None, limits: Limits | None = N
     ):
         return Validation(None, problems)
     ids, nodes = _check_nodes(shape.nodes, tools, limits, problems)
+    for i, node in nodes:
+        agent = getattr(node.config, "agent", None) if node.kind == "agent" else None
+        if agent is not None and agents is not None and agent not in agents:
+            problems.append(
+                Problem(
+                    f"nodes[{i}].config.agent",
+                    f"unknown agent {agent!r}; known: {', '.join(sorted(agents))}",
+                )
+            )
     edges = _check_edges(shape.edges, ids, problems)
     entry = shape.entry if isinstance(shape.entry, str) else ""
     if entry not in ids:

@@ -47,7 +47,7 @@ class NodeHost(Protocol):
 
     async def approve(self, tool: str, arguments: dict[str, Any]) -> None: ...
 
-    async def agent(self, query: str) -> Output: ...
+    async def agent(self, query: str, agent: str | None = None) -> Output: ...
 
     def add_usage(self, usage: Usage) -> None: ...
 
@@ -230,6 +230,11 @@ class HumanInputNode(NodeBase):
 
 class AgentConfig(Config):
     query: str = Field(description="A template; what the agent run is asked")
+    agent: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The catalog agent the child run is (unset: the `default` agent)",
+    )
 
 
 class AgentNode(NodeBase):
@@ -242,7 +247,7 @@ class AgentNode(NodeBase):
     template_fields: ClassVar[tuple[str, ...]] = ("query",)
 
     async def execute(self, host: NodeHost, prepared: dict[str, Any]) -> Output:
-        return await host.agent(prepared["query"])
+        return await host.agent(prepared["query"], self.config.agent)
 
 
 Node = Annotated[

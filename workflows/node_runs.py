@@ -20,8 +20,9 @@ from temporalio.exceptions import (
 )
 
 from activities.tools.catalog import needs_approval
-from shared import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT, Usage
+from shared import RUN_AGENT, RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT, Usage
 from workflows import timeouts
+from workflows.agent_spec import DEFAULT_AGENT
 from workflows.expressions import ExpressionError, evaluate, render
 from workflows.limits import read_weight
 from workflows.node_kinds import NodeBase, NodeFailed, Output, TransformNode
@@ -215,7 +216,7 @@ class NodeRun:
             reason = f": {request.reason}" if request.reason else ""
             raise NodeFailed(f"the call of {tool} was denied by a person{reason}; it did not run")
 
-    async def agent(self, query: str) -> Output:
+    async def agent(self, query: str, agent: str | None = None) -> Output:
         graph, spec, node = self.graph, self.spec, self.node
         child_id = f"{graph.state.run_id}-{spec.id}-{node.runs}"
         tenant = graph.state.tenant
@@ -226,10 +227,19 @@ class NodeRun:
         ]
         if tenant is not None:
             attributes.append(SearchAttributePair(TENANT, tenant))
+        # The definition the gateway pinned in this run's input (none in runs from before
+        # agent definitions: their children run as they always did).
+        definition = graph.inp.agents.get(agent or DEFAULT_AGENT)
+        if agent is not None and definition is None:
+            raise NodeFailed(f"agent {agent!r} was not pinned in the run's input")
+        settings = graph.inp.run_settings()
+        if definition is not None:
+            attributes.append(SearchAttributePair(RUN_AGENT, definition.name))
+            settings = settings.model_copy(update=definition.run_overrides())
         retry = spec.retry
         handle = await workflow.start_child_workflow(
             "AgentWorkflow",
-            AgentInput(query=query, tenant=tenant, **graph.inp.run_settings().model_dump()),
+            AgentInput(query=query, tenant=tenant, agent=definition, **settings.model_dump()),
             id=child_id,
             task_timeout=workflow.info().task_timeout,
             result_type=AgentState,

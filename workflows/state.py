@@ -15,6 +15,7 @@ from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from activities.tools.catalog import ToolCatalog
 from shared import ToolRecord, Usage
+from workflows.agent_spec import AgentDefinition
 from workflows.graph_spec import GraphSpec
 from workflows.limits import Limits
 from workflows.scheduler import SchedulerState
@@ -248,6 +249,9 @@ class AgentState(RunStateBase):
 
     kind: str = "agent"
     query: str
+    # The name of the agent definition the run was started with (None: runs from before
+    # definitions, which behave as the `default` agent does).
+    agent: str | None = None
     stage: Stage = Stage.INTENT
     intent: str | None = None
     answer: str | None = None
@@ -287,6 +291,9 @@ class AgentInput(RunSettings):
     """The input of an AgentWorkflow."""
 
     query: str
+    # The agent definition, pinned whole when the run starts (its limits are already folded
+    # into the settings above). None: a run from before definitions (today's `default`).
+    agent: AgentDefinition | None = None
     # Who started the run (API-key tenant); None when the gateway runs without keys.
     tenant: str | None = None
     # Set only by continue-as-new: the state and event stream the next run resumes from.
@@ -380,6 +387,8 @@ class GraphInput(RunSettings):
     # The bounds the run was started with; the worker enforces them (they cannot exceed the
     # ceilings: an input that says otherwise does not decode, and the run fails with why).
     limits: Limits = Field(default_factory=Limits)
+    # The catalog agents its `agent` nodes name, pinned whole when the run starts.
+    agents: dict[str, AgentDefinition] = Field(default_factory=dict, max_length=100)
     # Step-through debugging: the run pauses before these nodes (or before every node: "*").
     breakpoints: list[str] | Literal["*"] = Field(default_factory=list, max_length=1000)
     # Set only by continue-as-new: the state and event stream the next run resumes from.

@@ -36,11 +36,13 @@ Tool calls made so far:
 PLAN = """[stage: plan]
 You plan how to answer the user's request from the context. Reply with JSON only, matching this
 schema: {schema}
-Give 1 to 4 short steps; the last step writes the final answer."""
+Give 1 to 3 short steps; the last step writes the final answer."""
 
 STEP = """[stage: step]
 You carry out one step of a plan to answer the user's request. Use only the context given.
 {critique}"""
+
+STRUCTURED_ANSWER = """Write the final answer as JSON only, matching this schema: {schema}"""
 
 STEP_USER = """Request: {query}
 Context:

@@ -61,7 +61,9 @@ async def validate_graph(
     settings: AppSettings,
     spec: Annotated[Any, Body(examples=[EXAMPLE_SPEC])],
 ) -> GraphValidation:
-    checked = validate(spec, request.app.state.tool_names, settings.limits())
+    checked = validate(
+        spec, request.app.state.tool_names, settings.limits(), agents=request.app.state.agents
+    )
     if not checked.ok:
         raise InvalidGraph(checked.problems)
     return GraphValidation(valid=True, problems=[])

@@ -27,12 +27,14 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from app.agent_catalog import agent_run_settings
 from app.auth import Tenant
 from app.deps import AppSettings, Secret, TemporalClient
 from app.errors import (
     RETRY_AFTER_S,
     ApprovalNotFound,
     IdempotencyConflict,
+    InvalidAgent,
     InvalidGraph,
     InvalidInput,
     InvalidState,
@@ -65,8 +67,9 @@ from app.schemas import (
 from app.secret import mac, open_token, sign_token
 from app.yaml_bodies import yaml_body
 from config import Settings
-from shared import RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
+from shared import RUN_AGENT, RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
 from workflows.agent import AgentWorkflow
+from workflows.agent_spec import DEFAULT_AGENT, AgentDefinition, validate_agent
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, input_problems, validate
 from workflows.limits import json_problems, text_problem
@@ -111,8 +114,43 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 REQUEST_HASH_MEMO = "request_sha256"
 
 
-def agent_input(query: str, settings: Settings, tenant: str | None) -> AgentInput:
-    return AgentInput(query=query, tenant=tenant, **settings.run_settings().model_dump())
+def agent_input(
+    query: str, settings: Settings, tenant: str | None, agent: AgentDefinition
+) -> AgentInput:
+    """The run pins the whole definition (editing its file never changes a run in flight), its
+    limits folded into the run's knobs."""
+    knobs = agent_run_settings(settings, agent)
+    return AgentInput(query=query, tenant=tenant, agent=agent, **knobs.model_dump())
+
+
+def _agent(agent: str | dict[str, Any] | None, request: Request) -> AgentDefinition:
+    """The catalog agent of that name (`default` when unset), or the inline definition once
+    validated (all problems at once, 422, before anything starts)."""
+    catalog: dict[str, AgentDefinition] = request.app.state.agents
+    if agent is None or isinstance(agent, str):
+        name = agent or DEFAULT_AGENT
+        if name not in catalog:
+            raise InvalidInput(
+                f"no agent named {name!r} in the catalog; known: {', '.join(sorted(catalog))}",
+                [{"path": "body.agent", "message": "unknown agent"}],
+            )
+        return catalog[name]
+    checked = validate_agent(agent, request.app.state.tool_names, path="body.agent")
+    if not checked.ok or checked.definition is None:
+        raise InvalidAgent(checked.problems)
+    return checked.definition
+
+
+def _pinned_agents(spec: GraphSpec, request: Request) -> dict[str, AgentDefinition]:
+    """The catalog agents the graph's `agent` nodes name (the default one for a node that names
+    none), pinned in the run's input like the spec itself."""
+    catalog: dict[str, AgentDefinition] = request.app.state.agents
+    names = {
+        getattr(node.config, "agent", None) or DEFAULT_AGENT
+        for node in spec.nodes
+        if node.kind == "agent"
+    }
+    return {name: catalog[name] for name in sorted(names) if name in catalog}
 
 
 def check_text(text: str, max_chars: int, path: str) -> None:
@@ -137,7 +175,9 @@ def _graph_spec(
                 [{"path": "body.graph"}],
             )
         return catalog[graph]
-    checked = validate(graph, request.app.state.tool_names, settings.limits())
+    checked = validate(
+        graph, request.app.state.tool_names, settings.limits(), agents=request.app.state.agents
+    )
     if not checked.ok or checked.spec is None:
         raise InvalidGraph(checked.problems)
     return checked.spec
@@ -162,7 +202,9 @@ def _check_graph_start(spec: GraphSpec, body: RunCreate) -> None:
             raise InvalidInput("breakpoints name nodes the graph does not have", unknown)
 
 
-def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttributes:
+def _initial_search_attributes(
+    kind: str, tenant: str | None, agent: str | None = None
+) -> TypedSearchAttributes:
     # Set at start so that a new run is listed (and filtered) before its first workflow task.
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(RUN_STATUS, RunStatus.PENDING.value),
@@ -170,6 +212,8 @@ def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttr
     ]
     if kind == "agent":
         pairs.append(SearchAttributePair(RUN_STAGE, Stage.INTENT.value))
+    if agent is not None:
+        pairs.append(SearchAttributePair(RUN_AGENT, agent))
     if tenant is not None:
         pairs.append(SearchAttributePair(TENANT, tenant))
     return TypedSearchAttributes(pairs)
@@ -180,7 +224,7 @@ def _initial_search_attributes(kind: str, tenant: str | None) -> TypedSearchAttr
     status_code=status.HTTP_201_CREATED,
     response_model=RunCreated,
     responses={**ERRORS, 200: {"model": RunCreated, "description": "Idempotent replay"}},
-    summary="Start an agent run (`query`) or a graph run (`graph` + `input`)",
+    summary="Start an agent run (`query`, optional `agent`) or a graph run (`graph` + `input`)",
     openapi_extra=yaml_body("RunCreate"),
 )
 async def create_run(
@@ -205,10 +249,13 @@ async def create_run(
     workflow_input: Any
     # Everything is checked before anything starts (and the worker checks it again).
     limits = settings.limits()
+    agent_name: str | None = None
     if body.query is not None:
         check_text(body.query, settings.max_query_chars, "body.query")
         kind, workflow_run = "agent", AgentWorkflow.run
-        workflow_input = agent_input(body.query, settings, tenant)
+        agent = _agent(body.agent, request)
+        agent_name = agent.name
+        workflow_input = agent_input(body.query, settings, tenant, agent)
     else:
         problems = json_problems(
             body.input or {},
@@ -230,6 +277,7 @@ async def create_run(
             tenant=tenant,
             limits=limits,
             breakpoints=body.breakpoints or [],
+            agents=_pinned_agents(spec, request),
             **settings.run_settings().model_dump(),
         )
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
@@ -246,7 +294,7 @@ async def create_run(
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=_initial_search_attributes(kind, tenant),
+            search_attributes=_initial_search_attributes(kind, tenant, agent_name),
             memo={REQUEST_HASH_MEMO: request_hash},
             task_timeout=timedelta(seconds=settings.workflow_task_timeout_s),
             rpc_timeout=timedelta(seconds=settings.query_timeout_s),

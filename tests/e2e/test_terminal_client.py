@@ -108,3 +108,12 @@ def test_errors_are_one_line_not_a_traceback(stack: Stack):
     unreachable = _cli(stack, "--url", "http://127.0.0.1:9", "ls")
     assert unreachable.returncode == 1 and "cannot reach the gateway" in unreachable.stderr
     assert "Traceback" not in missing.stderr + unreachable.stderr
+
+
+def test_agents_are_listed_and_run_by_name(stack: Stack):
+    listing = _cli(stack, "agents", check=True)
+    names = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
+    assert {"default", "support", "triage", "extractor"} <= set(names)
+    done = _cli(stack, "run", "--agent", "triage", "What is 6 * 7?", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "42" in done.stdout.splitlines()[-1]

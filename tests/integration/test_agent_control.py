@@ -136,7 +136,7 @@ class _SlowIntent(OfflineProvider):
 async def test_cancel_reaches_a_running_activity(client: Client, settings: Settings, worker):
     provider = _SlowIntent()
     async with worker(provider=provider):
-        handle = await start_run(client, settings, "What is 1 + 1?")
+        handle = await start_run(client, settings, "Tell me about durable runs")
         await asyncio.wait_for(provider.started.wait(), 20)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):

@@ -75,7 +75,10 @@ async def test_tool_round_plan_steps_and_streamed_answer(
         ],
     )
     async with worker(provider=provider(fake_openai)):
-        state = await (await start_run(client, settings, "What is 17 * 23?")).result()
+        # In words: no rule recognises it, so the model routes it (native tool calling).
+        state = await (
+            await start_run(client, settings, "Multiply seventeen by twenty-three")
+        ).result()
     assert state.status is RunStatus.COMPLETED
     assert state.answer == "The answer is 391."
     assert [(t.name, t.ok, t.result) for t in state.tool_history] == [
@@ -93,6 +96,48 @@ async def test_tool_round_plan_steps_and_streamed_answer(
     assert state.usage.calls == 7
     assert (state.usage.tokens_in, state.usage.tokens_out) == (630, 124)
     assert state.usage.cost_usd == pytest.approx(cost(630, 124))
+
+
+async def test_arithmetic_reaches_the_calculator_by_rule(
+    client: Client, settings: Settings, worker, fake_openai: FakeOpenAI
+):
+    # The model would call it small talk and never call a tool: the rule decides instead.
+    fake_openai.script(
+        intent=[{"content": {"intent": "simple_chat", "answer": "Nice numbers!"}}],
+        context=[{"content": {"sufficiency": "INSUFFICIENT", "question": "Which numbers?"}}],
+    )
+    async with worker(provider=provider(fake_openai)):
+        state = await (await start_run(client, settings, "What is 17 * 23?")).result()
+    assert state.status is RunStatus.COMPLETED and state.intent == "calculation"
+    assert [(t.name, t.ok, t.result) for t in state.tool_history] == [
+        ("calculator", True, "17 * 23 = 391")
+    ]
+    assert state.answer  # the model's streamed text
+    assert fake_openai.requests("intent") == [] and fake_openai.requests("context") == []
+
+
+async def test_blank_small_talk_reply_falls_through_to_the_pipeline(
+    client: Client, settings: Settings, worker, fake_openai: FakeOpenAI
+):
+    fake_openai.script(intent=[{"content": {"intent": "simple_chat", "answer": "  "}}])
+    async with worker(provider=provider(fake_openai)):
+        state = await (await start_run(client, settings, "hi")).result()
+    assert state.status is RunStatus.COMPLETED and state.answer == "The answer."
+    assert state.intent == "question"
+    assert [n.name for n in state.nodes][:3] == ["intent", "list-tools", "context-round-1"]
+
+
+async def test_a_blank_final_answer_fails_the_run_with_why(
+    client: Client, settings: Settings, worker, fake_openai: FakeOpenAI
+):
+    fake_openai.script(step=[{"content": "", "chunks": []}])
+    async with worker(provider=provider(fake_openai)):
+        handle = await start_run(client, settings, "Tell me about durable runs")
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        state = await handle.query(AgentWorkflow.get_state)
+    assert state.status is RunStatus.FAILED
+    assert any("produced no answer" in e for e in state.errors)
 
 
 async def test_insufficient_context_asks_the_user(
@@ -243,7 +288,7 @@ async def test_the_api_key_never_reaches_history_events_or_logs(
         ]
     )
     async with worker(provider=provider(fake_openai)):
-        handle = await start_run(client, settings, "What is 2 + 2?")
+        handle = await start_run(client, settings, "Add two and two")
         state = await handle.result()
         history = json.dumps(json.loads((await handle.fetch_history()).to_json()))
     # It was used (the server saw it) ...

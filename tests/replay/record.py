@@ -22,12 +22,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.llm import OfflineProvider
-from activities.models import PlanInput, PlanOutput
+from activities.models import Intent, IntentInput, IntentOutput, PlanInput, PlanOutput
 from config import PROJECT_ROOT, Settings
 from devstack.processes import dev_server_command, free_port, port_open, start, stop, wait_until
 from temporal_client import connect, ensure_search_attributes
 from worker import build_worker
 from workflows.agent import AgentWorkflow
+from workflows.agent_spec import AgentDefinition, validate_agent
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import validate
 from workflows.state import (
@@ -40,7 +41,15 @@ from workflows.state import (
 )
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+AGENTS = PROJECT_ROOT / "agents"
 RECORDER_TOOLS = Path(__file__).resolve().parent / "tools.yaml"
+
+
+class _BlankChat(OfflineProvider):
+    """A model that calls everything small talk and says nothing (as SmolLM2 did)."""
+
+    async def classify(self, req: IntentInput) -> IntentOutput:
+        return IntentOutput(intent=Intent.SIMPLE_CHAT, answer="")
 
 
 class _BrokenPlanner(OfflineProvider):
@@ -189,6 +198,34 @@ async def input_by_signal_with_id(c: Client, tq: str) -> WorkflowHandle[Any, Any
     return h
 
 
+def _definition(name: str) -> AgentDefinition:
+    checked = validate_agent(yaml.safe_load((AGENTS / f"{name}.yaml").read_text()), None)
+    assert checked.definition is not None, checked.problems
+    return checked.definition
+
+
+async def extractor_definition(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # A pinned agent definition: no tools, no reflection, a structured answer.
+    agent = _definition("extractor")
+    h = await _start(
+        c, tq, "Summarise how durable runs survive a crash", agent=agent, max_context_rounds=1
+    )
+    await _until(h, RunStatus.WAITING_FOR_INPUT)  # no tools: only the user can tell it
+    await h.execute_update(AgentWorkflow.submit_input, UserInput(text="The worker replays."))
+    return h
+
+
+async def support_definition(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # The support agent's own approval: calculator calls wait for a person (approved here).
+    h = await _start(c, tq, "What is 6 * 7?", agent=_definition("support"))
+    await _until(h, RunStatus.WAITING_FOR_APPROVAL)
+    state: AgentState = await h.query(AgentWorkflow.get_state)
+    await h.signal(
+        "decide_approval", ApprovalDecision(approval_id=state.approvals[0].id, approve=True)
+    )
+    return h
+
+
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
     f.__name__: f
     for f in (
@@ -208,6 +245,8 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
         approval_denied,
         approval_by_signal,
         input_by_signal_with_id,
+        extractor_definition,
+        support_definition,
     )
 }
 
@@ -484,6 +523,15 @@ async def record(address: str, only: set[str] | None = None) -> None:
             ).fetch_history()
             (HISTORIES / f"graph_{name}.json").write_text(history.to_json())
             sys.stdout.write(f"recorded graph_{name}.json ({len(history.events)} events)\n")
+    if not only or "blank_chat_fallthrough" in only:
+        tq = f"record-{uuid.uuid4().hex}"
+        blank = settings.model_copy(update={"task_queue": tq})
+        async with build_worker(client, blank, provider=_BlankChat()):
+            handle = await _start(client, tq, "Tell me about durable runs")
+            await _finish(handle)
+            history = await handle.fetch_history()
+            (HISTORIES / "agent_blank_chat_fallthrough.json").write_text(history.to_json())
+            sys.stdout.write("recorded agent_blank_chat_fallthrough.json\n")
     if only and "activity_failure" not in only:
         return
     tq = f"record-{uuid.uuid4().hex}"

@@ -52,6 +52,10 @@ def test_every_path_has_a_recorded_history() -> None:
         "graph_tool_denied",
         # input sent as the gateway sends it: a signal with an input id, repeated
         "agent_input_by_signal_with_id",
+        # recorded with agent definitions and `refuse-empty-answer`
+        "agent_extractor_definition",
+        "agent_support_definition",
+        "agent_blank_chat_fallthrough",
     } <= names
 
 
