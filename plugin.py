@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio.converter import PayloadCodec
 from temporalio.plugin import SimplePlugin
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.context import ContextActivities
 from activities.executor import ExecutorActivities
@@ -27,6 +28,17 @@ from workflows.agent import AgentWorkflow
 from workflows.graph import GraphWorkflow
 
 WORKFLOWS: list[type] = [AgentWorkflow, GraphWorkflow]
+# Our modules that workflows import, loaded once per worker instead of once per run. The sandbox
+# re-executes every module it does not pass through for each new run (and each cache eviction):
+# for us that was a third of the worker's CPU under load, and it also threw away the compiled
+# CEL programs and schemas cached by `lru_cache`. They are safe to share because they are
+# deterministic and keep no per-run state at module level: no I/O, no clock, no randomness,
+# caches keyed by the expression text only. The replay tests (tests/replay) guard them, and the
+# sandbox still checks what a workflow calls at run time through the modules it restricts.
+PASSTHROUGH_MODULES = ("workflows", "activities", "shared", "codec", "cel", "jsonschema_rs")
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+)
 # Inputs, outputs and query results are pydantic models on the wire (encrypted with a codec:
 # `codec.data_converter`, which the client uses too).
 DATA_CONVERTER = data_converter()
@@ -64,11 +76,14 @@ class DurableAgentPlugin(SimplePlugin):
         workflows: Sequence[type] | None = None,
         list_timeout_s: float = 20.0,
         codec: PayloadCodec | None = None,
+        strict_sandbox: bool = False,
     ) -> None:
         """`provider` and `tools` are what the activities use (a replayer needs neither);
         `workflows` replaces ours (tests of older workflow code); `list_timeout_s` bounds how
         long listing an MCP server's tools may take; `codec` decrypts payloads (a replayer of
-        encrypted histories needs it; a worker takes its client's)."""
+        encrypted histories needs it; a worker takes its client's); `strict_sandbox` re-imports
+        the workflow modules inside the sandbox for every run, as the SDK does by default, so
+        that the sandbox checks every call they make (the replay tests run both ways)."""
         activities = (
             agent_activities(provider, tools, list_timeout_s) if provider and tools else None
         )
@@ -76,5 +91,6 @@ class DurableAgentPlugin(SimplePlugin):
             "durable-agent",
             data_converter=data_converter(codec),
             workflows=list(workflows or WORKFLOWS),
+            workflow_runner=SandboxedWorkflowRunner() if strict_sandbox else WORKFLOW_RUNNER,
             activities=activities,
         )

@@ -73,6 +73,16 @@ async def test_history_replays(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_history_replays_in_the_strict_sandbox(path: Path) -> None:
+    # Workers pass our modules through the sandbox (loaded once, not once per run), so the
+    # sandbox no longer watches what they call. Here it does, as by the SDK's default: the
+    # workflow modules re-imported inside it, a call to a clock, random source or I/O refused.
+    replayer = Replayer(workflows=[], plugins=[DurableAgentPlugin(strict_sandbox=True)])
+    result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays_with_the_codec_on(path: Path) -> None:
     # Turning encryption on must not break runs recorded before: payloads in clear pass
     # through the codec (an encrypted run's replay: tests/e2e/test_payload_codec.py).
