@@ -26,9 +26,13 @@ async def heartbeating(work: Awaitable[T]) -> T:
     interval = (timeout / 3 if timeout else DEFAULT_INTERVAL).total_seconds()
 
     async def beat() -> None:
+        # The first beat waits an interval: most activities (a tool call, a stage on a fast
+        # model) end well before, and a heartbeat each would cost a round trip to the server
+        # for nothing. Temporal counts the heartbeat timeout from the attempt's start, so a
+        # worker that dies before the first beat is noticed just as soon.
         while True:
-            activity.heartbeat()
             await asyncio.sleep(interval)
+            activity.heartbeat()
 
     beater = asyncio.create_task(beat())
     try:
