@@ -21,7 +21,10 @@ DEFAULT_INTERVAL = timedelta(seconds=2)
 
 
 async def heartbeating(work: Awaitable[T]) -> T:
-    timeout = activity.info().heartbeat_timeout
+    info = activity.info()
+    if info.is_local:  # a local activity has no heartbeat: it lives and dies with its worker
+        return await work
+    timeout = info.heartbeat_timeout
     # Heartbeats are throttled by the SDK to 0.8 x the timeout; a third keeps us well inside it.
     interval = (timeout / 3 if timeout else DEFAULT_INTERVAL).total_seconds()
 

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.tools.catalog import Approval, ListToolsInput, ToolCatalog, needs_approval
     from shared import EVENTS_TOPIC, RUN_KIND, StreamEvent, ToolRecord
     from workflows import timeouts
+    from workflows.execution import execute_method
     from workflows.limits import text_problem
     from workflows.run_control import (
         RunControl,
@@ -551,10 +552,11 @@ class AgentWorkflow(RunControl):
         self._update_status(node=node, node_status=NodeStatus.EXECUTING)
         self._activities_this_run += 1
         try:
-            out = await workflow.execute_activity_method(
+            out = await execute_method(
                 method,
                 arg,
-                **(options | {"summary": name}),
+                execution=self._inp.agent.execution if self._inp.agent else "remote",
+                config=options | {"summary": name},
             )
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from workflows.execution import EXECUTION_DESCRIPTION, Execution
 from workflows.graph_spec import Problem, schema_problem
 from workflows.limits import json_problems
 
@@ -85,6 +86,9 @@ class AgentDefinition(BaseModel):
         default_factory=dict,
         description='Tool name or pattern -> "always": hold these calls for a person too. The '
         "operator's policies are the floor: an agent may add approvals, never waive one.",
+    )
+    execution: Execution = Field(
+        default="remote", description=EXECUTION_DESCRIPTION + "; for every stage and tool call"
     )
     output_schema: dict[str, Any] | None = Field(
         default=None,

@@ -25,6 +25,7 @@ import cel
 import jsonschema_rs
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from workflows.execution import EXECUTION_DESCRIPTION, Execution
 from workflows.limits import (
     Limits,
     ceiling,
@@ -74,6 +75,9 @@ class GraphHeader(BaseModel):
     entry: str
     max_steps: int | None = Field(
         default=None, ge=1, le=1_000_000, description="Bound on node executions (needed for cycles)"
+    )
+    execution: Execution | None = Field(
+        default=None, description=EXECUTION_DESCRIPTION + "; a node's own `execution` wins"
     )
     input_schema: dict[str, Any] | None = Field(
         default=None,
@@ -345,6 +349,14 @@ def _check_node(
     if node.retry is not None and not node.retries:
         problems.append(
             Problem(f"{where}.retry", f"a {node.kind} node runs no activity; retry has no effect")
+        )
+    if node.execution is not None and not node.activity_kind:
+        problems.append(
+            Problem(
+                f"{where}.execution",
+                f"a {node.kind} node runs no activity of its own; execution applies to llm and "
+                "tool nodes",
+            )
         )
     count = 0
     for key, template in node.templates():

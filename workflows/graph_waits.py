@@ -12,12 +12,14 @@ from temporalio.exceptions import ActivityError
 
 from activities.tools.catalog import ListToolsInput, ToolCatalog, ToolSpec
 from workflows import timeouts
+from workflows.execution import execute
 from workflows.node_kinds import NodeFailed
 from workflows.run_control import InputProblem, RunControl, failure_message
 from workflows.state import (
     TERMINAL_STATUSES,
     ApprovalRequest,
     ApprovalStatus,
+    GraphInput,
     GraphState,
     NodeState,
     NodeStatus,
@@ -36,6 +38,7 @@ class NodeWaits(RunControl):
     _finished: list[tuple[str, str | None]]  # nodes that ended, not yet handled
     answers: dict[str, str]  # accepted answers, by node id, until the node takes them
     v2: bool
+    inp: GraphInput
     _listing: asyncio.Task[None] | None = None  # the tool listing, shared by parallel nodes
 
     def _refresh_status(self, message: str = "") -> None:
@@ -127,8 +130,12 @@ class NodeWaits(RunControl):
     async def _list_tools(self) -> None:
         config: workflow.ActivityConfig = {**timeouts.TOOL_LISTING, "summary": "list-tools"}
         try:
-            catalog = await workflow.execute_activity(
-                "list_tools", ListToolsInput(), result_type=ToolCatalog, **config
+            catalog = await execute(
+                "list_tools",
+                ListToolsInput(),
+                execution=self.inp.spec.execution or "remote",
+                config=config,
+                result_type=ToolCatalog,
             )
         except ActivityError as exc:
             raise NodeFailed(f"listing the tools failed: {failure_message(exc)}") from None

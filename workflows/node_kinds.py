@@ -18,6 +18,7 @@ from temporalio.workflow import ActivityConfig
 from activities.models import CompleteInput, CompleteOutput, ToolCallInput, ToolCallOutput
 from shared import Usage
 from workflows import timeouts
+from workflows.execution import EXECUTION_DESCRIPTION, Execution
 from workflows.limits import template_expressions
 
 # What a node's execution hands back: its output value and metadata (both JSON).
@@ -79,11 +80,17 @@ class NodeBase(BaseModel):
         description="llm/tool: each attempt's timeout; human_input: how long to wait for an "
         "answer (default: the run's input timeout)",
     )
+    execution: Execution | None = Field(
+        default=None,
+        description="llm/tool: " + EXECUTION_DESCRIPTION + " (default: the graph's `execution`)",
+    )
 
     # Evaluated by the workflow itself, between two Temporal commands (no activity).
     in_workflow: ClassVar[bool] = False
     # Runs an activity or a child run, so `retry` applies.
     retries: ClassVar[bool] = False
+    # Runs an activity, so `execution` (remote or local) applies.
+    activity_kind: ClassVar[bool] = False
     # Config fields that are templates (text with `{{ expression }}` parts).
     template_fields: ClassVar[tuple[str, ...]] = ()
 
@@ -126,6 +133,7 @@ class LlmNode(NodeBase):
     type: Literal["llm"]
     config: LlmConfig
     retries: ClassVar[bool] = True
+    activity_kind: ClassVar[bool] = True
     template_fields: ClassVar[tuple[str, ...]] = ("prompt",)
 
     async def execute(self, host: NodeHost, prepared: dict[str, Any]) -> Output:
@@ -150,6 +158,7 @@ class ToolNode(NodeBase):
     type: Literal["tool"]
     config: ToolConfig
     retries: ClassVar[bool] = True
+    activity_kind: ClassVar[bool] = True
 
     def expressions(self) -> Iterator[tuple[str, str]]:
         return _expression_map("args", self.config.args)

@@ -23,6 +23,7 @@ from activities.tools.catalog import needs_approval
 from shared import RUN_AGENT, RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT, Usage
 from workflows import timeouts
 from workflows.agent_spec import DEFAULT_AGENT
+from workflows.execution import execute
 from workflows.expressions import ExpressionError, evaluate, render
 from workflows.limits import read_weight
 from workflows.node_kinds import NodeBase, NodeFailed, Output, TransformNode
@@ -154,8 +155,11 @@ class NodeRun:
             )
         if spec.timeout_s:
             config["start_to_close_timeout"] = timedelta(seconds=spec.timeout_s)
+        execution = spec.execution or self.graph.inp.spec.execution or "remote"
         try:
-            out = await workflow.execute_activity(name, arg, result_type=result_type, **config)
+            out = await execute(
+                name, arg, execution=execution, config=config, result_type=result_type
+            )
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
                 raise asyncio.CancelledError() from None

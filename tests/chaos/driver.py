@@ -90,6 +90,11 @@ LONG_GRAPH: dict[str, Any] = {
     "edges": [{"source": "work", "target": "fin"}],
 }
 
+# Fast mode: the same work as local activities. A worker killed mid-`wait` loses the attempt;
+# the worker that replays the run redoes it from its start, and the run still ends once.
+FAST_LONG_GRAPH: dict[str, Any] = {**LONG_GRAPH, "name": "long_work_fast", "execution": "local"}
+FAST_AGENT: dict[str, Any] = {"name": "fast", "execution": "local"}
+
 
 # Lines a worker logs when it cannot replay a run it holds: the run then answers no query on
 # that worker (the SDK core's nondeterminism error, and a cache eviction that cannot finish).
@@ -123,13 +128,18 @@ class Plan:
 def make_plans(n: int, rng: random.Random) -> list[Plan]:
     plans = []
     for i in range(n):
-        kind = rng.choice(["chat", "calc", "question", "graph_human", "long"])
+        kind = rng.choice(
+            ["chat", "calc", "question", "graph_human", "long", "fast_calc", "fast_long"]
+        )
         key = f"chaos-{i}-{uuid.uuid4().hex[:8]}"
         if kind == "chat":
             plans.append(Plan(key, kind, {"query": "hello"}, "Hello"))
-        elif kind == "calc":
+        elif kind in ("calc", "fast_calc"):
             a, b = rng.randint(2, 999), rng.randint(2, 999)
-            plans.append(Plan(key, kind, {"query": f"What is {a} * {b}?"}, str(a * b)))
+            body = {"query": f"What is {a} * {b}?"}
+            if kind == "fast_calc":
+                body["agent"] = FAST_AGENT
+            plans.append(Plan(key, kind, body, str(a * b)))
         elif kind == "question":
             city, days = rng.choice(CITIES), rng.randint(2, 9)
             text = f"{days} days in {city}"
@@ -139,7 +149,8 @@ def make_plans(n: int, rng: random.Random) -> list[Plan]:
             body = {"graph": CHAOS_GRAPH, "input": {"token": token, "seconds": rng.uniform(1, 3)}}
             plans.append(Plan(key, kind, body, f"approved {token} by {text}", text, token))
         else:
-            body = {"graph": LONG_GRAPH, "input": {"seconds": rng.uniform(3, 6)}}
+            graph = FAST_LONG_GRAPH if kind == "fast_long" else LONG_GRAPH
+            body = {"graph": graph, "input": {"seconds": rng.uniform(3, 6)}}
             plans.append(Plan(key, kind, body, "finished"))
     return plans
 
@@ -485,7 +496,7 @@ class Driver:
                 message += f"; first difference: client {diff[0]} vs stream {diff[1]}"
             return (message, None, None) if kind == "lost" else (None, message, None)
         wrong = None
-        if plan.kind in ("chat", "calc", "question"):
+        if plan.kind in ("chat", "calc", "question", "fast_calc"):
             if plan.expect not in (state.get("answer") or ""):
                 wrong = f"{plan.key}: answer {state.get('answer')!r} lacks {plan.expect!r}"
             if plan.answer_input and state.get("events") is not None:
