@@ -78,6 +78,12 @@ class AgentDefinition(BaseModel):
         description='Tool names or glob patterns ("time.*"); only these are offered and may be '
         "called. Unset: every tool; []: none.",
     )
+    small_talk: bool = Field(
+        default=True,
+        description="Whether the intent stage may answer small talk on its own. false: every "
+        "request goes through context, execute and reflect (the model is not offered "
+        "simple_chat at all)",
+    )
     max_context_rounds: int | None = Field(default=None, ge=0, le=20)
     reflection: ReflectionConfig = Field(default_factory=ReflectionConfig)
     input_timeout_s: float | None = Field(default=None, gt=0, le=MAX_INPUT_TIMEOUT_S)

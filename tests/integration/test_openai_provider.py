@@ -15,6 +15,7 @@ from tests.conftest import OPENAI_TEST_KEY, FakeOpenAI
 from tests.integration.graphs import start_graph
 from tests.integration.runs import start_run, wait_for_status
 from workflows.agent import AgentWorkflow
+from workflows.agent_spec import AgentDefinition
 from workflows.state import RunStatus, UserInput
 
 PRICES = {"gpt-4o-mini": (0.15, 0.60)}
@@ -125,6 +126,35 @@ async def test_blank_small_talk_reply_falls_through_to_the_pipeline(
     assert state.status is RunStatus.COMPLETED and state.answer == "The answer."
     assert state.intent == "question"
     assert [n.name for n in state.nodes][:3] == ["intent", "list-tools", "context-round-1"]
+
+
+async def test_small_talk_asks_for_a_reply_with_the_intent(
+    client: Client, settings: Settings, worker, fake_openai: FakeOpenAI
+):
+    # The schema sent says what the server's grammar must enforce: simple_chat with a reply.
+    async with worker(provider=provider(fake_openai)):
+        await (await start_run(client, settings, "hello")).result()
+    schema = fake_openai.requests("intent")[0]["body"]["response_format"]["json_schema"]["schema"]
+    chat, pipeline = schema["anyOf"]
+    assert chat["properties"]["intent"] == {"const": "simple_chat"}
+    assert chat["required"] == ["intent", "answer"]
+    assert chat["properties"]["answer"]["minLength"] == 1
+    assert "simple_chat" not in pipeline["properties"]["intent"]["enum"]
+
+
+async def test_an_agent_without_small_talk_runs_the_pipeline_for_a_greeting(
+    client: Client, settings: Settings, worker, fake_openai: FakeOpenAI
+):
+    # Offered question or task only; a server that ignores the schema and says simple_chat
+    # anyway is overruled.
+    fake_openai.script(intent=[{"content": {"intent": "simple_chat", "answer": "Hi!"}}])
+    agent = AgentDefinition(name="no-chat", small_talk=False, tools=[])
+    async with worker(provider=provider(fake_openai)):
+        state = await (await start_run(client, settings, "hello", agent=agent)).result()
+    assert state.status is RunStatus.COMPLETED and state.answer == "The answer."
+    assert state.intent == "question" and state.reflection is not None
+    schema = fake_openai.requests("intent")[0]["body"]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["intent"]["enum"] == ["question", "task"]
 
 
 async def test_a_blank_final_answer_fails_the_run_with_why(
