@@ -33,6 +33,8 @@ MAX_TOOL_PATTERNS = 100
 # The longest any run may wait for a person (a year and a day; as `workflows.state`).
 MAX_INPUT_TIMEOUT_S = 366 * 24 * 3600
 DEFAULT_AGENT = "default"
+# An agent's name: also a search attribute's value, quoted into list queries as it is.
+AGENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 _GLOB = frozenset("*?[")
 
 
@@ -54,7 +56,7 @@ class AgentDefinition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    name: str = Field(pattern=AGENT_NAME_PATTERN)
     version: str = Field(default="1", max_length=50)
     description: str = Field(default="", max_length=2000)
     instructions: str = Field(
