@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: up test test-real-model lint install mcp-servers record-histories chaos clean
+.PHONY: up test test-real-model lint install mcp-servers aimock record-histories chaos clean
 
 N ?= 500
 
@@ -28,12 +28,20 @@ $(MCP_SERVERS): tests/mcp_servers/package.json tests/mcp_servers/package-lock.js
 
 mcp-servers: $(MCP_SERVERS)
 
+# @copilotkit/aimock, the OpenAI protocol mock the OpenAI-path tests run (tests/aimock/).
+AIMOCK := tests/aimock/node_modules/.installed
+$(AIMOCK): tests/aimock/package.json tests/aimock/package-lock.json
+	cd tests/aimock && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+aimock: $(AIMOCK)
+
 install: $(VENV)/.installed
 
 up: install
 	$(PY) -m devstack.up
 
-test: install lint mcp-servers
+test: install lint mcp-servers aimock
 	$(PY) -m pytest
 
 # The pipeline on llama.cpp's server with SmolLM2-135M (also part of `make test`).

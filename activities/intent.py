@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.base import StageActivities
-from activities.models import IntentInput, IntentOutput
+from activities.models import Intent, IntentInput, IntentOutput
 from activities.routing import rule_intent
 
 
@@ -15,4 +15,8 @@ class IntentActivities(StageActivities):
         decided = rule_intent(req)
         if decided is not None:
             return decided
-        return await self.call(self.provider.classify(req))
+        out = await self.call(self.provider.classify(req))
+        if out.intent is Intent.SIMPLE_CHAT and not req.small_talk:
+            # The agent answers nothing as small talk: the pipeline answers it in full.
+            return IntentOutput(intent=Intent.QUESTION, usage=out.usage)
+        return out

@@ -33,6 +33,9 @@ class IntentInput(BaseModel):
     # What the run's agent definition says (empty/None: the defaults of today's pipeline).
     instructions: str = ""
     model: str | None = None
+    # False (an agent with `small_talk: false`): simple_chat is not an answer; every request
+    # goes through the pipeline.
+    small_talk: bool = True
 
 
 class IntentOutput(BaseModel):

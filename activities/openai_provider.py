@@ -126,8 +126,9 @@ class OpenAIProvider:
     # ---- the stages ----------------------------------------------------------------------
 
     async def classify(self, req: IntentInput) -> IntentOutput:
+        schema = _intent_schema(req.small_talk)
         answer, usage = await self._structured(
-            prompts.INTENT, req.query, IntentAnswer, req.instructions, req.model
+            prompts.INTENT, req.query, IntentAnswer, req.instructions, req.model, schema
         )
         if answer.intent is Intent.SIMPLE_CHAT:
             if answer.answer and answer.answer.strip():
@@ -280,13 +281,18 @@ class OpenAIProvider:
     # ---- structured answers --------------------------------------------------------------
 
     def _messages(
-        self, system: str, user: str, model: type[BaseModel], instructions: str = ""
+        self,
+        system: str,
+        user: str,
+        model: type[BaseModel],
+        instructions: str = "",
+        schema: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        schema = json.dumps(model.model_json_schema())
+        text = json.dumps(schema or model.model_json_schema())
         return [
             {
                 "role": "system",
-                "content": _with_instructions(instructions, system.format(schema=schema)),
+                "content": _with_instructions(instructions, system.format(schema=text)),
             },
             {"role": "user", "content": user},
         ]
@@ -298,14 +304,16 @@ class OpenAIProvider:
         model: type[M],
         instructions: str = "",
         llm: str | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> tuple[M, Usage]:
-        messages = self._messages(system, user, model, instructions)
-        response = await self._call(
-            messages=messages, response_format=_json_format(model), model=llm
-        )
+        """`schema`: a narrower JSON Schema than the model's own to ask for (still validated
+        as `model`)."""
+        messages = self._messages(system, user, model, instructions, schema)
+        response_format = _json_format(model, schema)
+        response = await self._call(messages=messages, response_format=response_format, model=llm)
         usage = self._usage(response)
         answer, more = await self._validated(
-            messages, response.choices[0].message.content, model, llm
+            messages, response.choices[0].message.content, model, llm, response_format
         )
         usage.add(more)
         return answer, usage
@@ -316,6 +324,7 @@ class OpenAIProvider:
         content: str | None,
         model: type[M],
         llm: str | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> tuple[M, Usage]:
         """Validate a JSON answer; on failure send the error back, a bounded number of times."""
         usage = Usage()
@@ -334,7 +343,9 @@ class OpenAIProvider:
                 {"role": "user", "content": prompts.FIX_JSON.format(error=error)},
             ]
             response = await self._call(
-                messages=history, response_format=_json_format(model), model=llm
+                messages=history,
+                response_format=response_format or _json_format(model),
+                model=llm,
             )
             usage.add(self._usage(response))
             content = response.choices[0].message.content
@@ -452,11 +463,38 @@ def _error_message(exc: openai.APIError) -> str:
     return str(exc.message)[:300]
 
 
-def _json_format(model: type[BaseModel]) -> dict[str, Any]:
+def _json_format(model: type[BaseModel], schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "type": "json_schema",
-        "json_schema": {"name": model.__name__, "schema": model.model_json_schema()},
+        "json_schema": {"name": model.__name__, "schema": schema or model.model_json_schema()},
     }
+
+
+def _intent_schema(small_talk: bool) -> dict[str, Any]:
+    """What the intent stage asks for, narrower than IntentAnswer (which validates it): a server
+    that enforces the schema with a grammar (llama.cpp) then cannot produce small talk without a
+    reply. Without small talk the model chooses between a question and a task only (a small
+    model otherwise calls nearly everything small talk, or a calculation); arithmetic is the
+    rule's to recognise (activities/routing.py), before the model is asked."""
+    others = [Intent.QUESTION.value, Intent.TASK.value]
+    if small_talk:
+        others = [Intent.CALCULATION.value, *others]
+    pipeline: dict[str, Any] = {
+        "type": "object",
+        "properties": {"intent": {"enum": others}, "answer": {"type": "null"}},
+        "required": ["intent"],
+        "additionalProperties": False,
+    }
+    if not small_talk:
+        return pipeline
+    reply = {"type": "string", "minLength": 1, "maxLength": 200}
+    chat = {
+        "type": "object",
+        "properties": {"intent": {"const": Intent.SIMPLE_CHAT.value}, "answer": reply},
+        "required": ["intent", "answer"],
+        "additionalProperties": False,
+    }
+    return {"type": "object", "anyOf": [chat, pipeline]}
 
 
 def _wire_name(name: str) -> str:

@@ -3,28 +3,24 @@ a connected client per test, and a worker on a task queue of the test's own."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
-from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.llm import LLMProvider
 from activities.tools.registry import ToolRegistry
-from config import PROJECT_ROOT, Settings
+from config import Settings
 from devstack.processes import dev_server_command, free_port, port_open, start, stop, wait_until
 from temporal_client import connect, ensure_search_attributes
 from worker import build_worker
 
-pytest_plugins = ["tests.mcp_servers.servers"]
+pytest_plugins = ["tests.mcp_servers.servers", "tests.aimock.mock"]
 
 
 class DevServer:
@@ -86,50 +82,3 @@ def worker(client: Client, settings: Settings):  # type: ignore[no-untyped-def]
             yield w
 
     return run
-
-
-OPENAI_TEST_KEY = "sk-test-do-not-leak-7f3a9c"
-
-
-@dataclass
-class FakeOpenAI:
-    base_url: str
-
-    def script(self, **stages: list[dict[str, Any]]) -> None:
-        httpx.post(f"{self.base_url}/_script", json=stages, timeout=10).raise_for_status()
-
-    def reset(self) -> None:
-        httpx.post(f"{self.base_url}/_reset", timeout=10).raise_for_status()
-
-    def requests(self, stage: str | None = None) -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = httpx.get(f"{self.base_url}/_requests", timeout=10).json()
-        return [r for r in got if stage is None or r["stage"] == stage]
-
-
-@pytest.fixture(scope="session")
-def fake_openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeOpenAI]:
-    """The OpenAI-wire test double (tests/fake_openai.py) as a real process on a free port."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("fake-openai") / "server.log"
-    proc = start(
-        [
-            sys.executable,
-            "-m",
-            "tests.fake_openai",
-            "--port",
-            str(port),
-            "--api-key",
-            OPENAI_TEST_KEY,
-        ],
-        log=log,
-        cwd=PROJECT_ROOT,
-    )
-    wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="fake openai", proc=proc)
-    yield FakeOpenAI(f"http://127.0.0.1:{port}")
-    stop(proc)
-
-
-@pytest.fixture
-def fake_openai(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
-    fake_openai_server.reset()
-    return fake_openai_server

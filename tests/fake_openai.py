@@ -1,4 +1,7 @@
-"""A small server that speaks the OpenAI chat completions wire protocol, for tests (no internet).
+"""A small server that speaks the OpenAI chat completions wire protocol (no internet).
+
+The tests use aimock (tests/aimock/mock.py); this double is left for `bench.ttft`, which needs
+the moment the first streamed chunk left the server (`first_chunk_at` in `/_requests`).
 
     python -m tests.fake_openai --port 8123 [--api-key KEY]
 

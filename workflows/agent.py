@@ -199,11 +199,18 @@ class AgentWorkflow(RunControl):
             return {}
         return {"instructions": agent.instructions, "model": agent.model_for(stage)}
 
+    def _small_talk(self) -> dict[str, Any]:
+        # Only an agent that turns small talk off changes the intent stage's input.
+        agent = self._inp.agent
+        return {"small_talk": False} if agent is not None and not agent.small_talk else {}
+
     async def _intent(self) -> None:
         out = await self._activity(
             "intent",
             IntentActivities.analyze_intent,
-            IntentInput(query=self._state.query, **self._agent_fields("intent")),
+            IntentInput(
+                query=self._state.query, **self._agent_fields("intent"), **self._small_talk()
+            ),
         )
         self._state.intent = out.intent.value
         if out.intent is Intent.SIMPLE_CHAT:

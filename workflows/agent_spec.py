@@ -34,6 +34,8 @@ MAX_TOOL_PATTERNS = 100
 # The longest any run may wait for a person (a year and a day; as `workflows.state`).
 MAX_INPUT_TIMEOUT_S = 366 * 24 * 3600
 DEFAULT_AGENT = "default"
+# An agent's name: also a search attribute's value, quoted into list queries as it is.
+AGENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 _GLOB = frozenset("*?[")
 
 
@@ -55,7 +57,7 @@ class AgentDefinition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    name: str = Field(pattern=AGENT_NAME_PATTERN)
     version: str = Field(default="1", max_length=50)
     description: str = Field(default="", max_length=2000)
     instructions: str = Field(
@@ -78,6 +80,12 @@ class AgentDefinition(BaseModel):
         max_length=MAX_TOOL_PATTERNS,
         description='Tool names or glob patterns ("time.*"); only these are offered and may be '
         "called. Unset: every tool; []: none.",
+    )
+    small_talk: bool = Field(
+        default=True,
+        description="Whether the intent stage may answer small talk on its own. false: every "
+        "request goes through context, execute and reflect (the model is not offered "
+        "simple_chat at all)",
     )
     max_context_rounds: int | None = Field(default=None, ge=0, le=20)
     reflection: ReflectionConfig = Field(default_factory=ReflectionConfig)

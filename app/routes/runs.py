@@ -69,7 +69,7 @@ from app.yaml_bodies import yaml_body
 from config import Settings
 from shared import RUN_AGENT, RUN_KIND, RUN_STAGE, RUN_STATUS, TENANT
 from workflows.agent import AgentWorkflow
-from workflows.agent_spec import DEFAULT_AGENT, AgentDefinition, validate_agent
+from workflows.agent_spec import AGENT_NAME_PATTERN, DEFAULT_AGENT, AgentDefinition, validate_agent
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, input_problems, validate
 from workflows.limits import json_problems, text_problem
@@ -335,7 +335,7 @@ async def _existing_run(
     "",
     response_model=RunList,
     responses=ERRORS,
-    summary="List runs (filter by status, stage, kind; paginated)",
+    summary="List runs (filter by status, stage, kind, agent; paginated)",
 )
 async def list_runs(
     client: TemporalClient,
@@ -345,6 +345,13 @@ async def list_runs(
     status_: Annotated[RunStatus | None, Query(alias="status")] = None,
     stage: Stage | None = None,
     kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
+    agent: Annotated[
+        str | None,
+        Query(
+            pattern=AGENT_NAME_PATTERN,
+            description="Agent runs of this agent only (search attribute `RunAgent`).",
+        ),
+    ] = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     page_token: Annotated[
         str | None,
@@ -360,6 +367,8 @@ async def list_runs(
         clauses.append(f'RunStage = "{stage.value}"')
     if kind is not None:
         clauses.append(f'RunKind = "{kind}"')
+    if agent is not None:
+        clauses.append(f'RunAgent = "{agent}"')
     if tenant is not None:
         clauses.append(f'Tenant = "{_quote(tenant)}"')
     token = None

@@ -1,4 +1,4 @@
-"""Token streaming end to end: the OpenAI-wire double streams the final answer, the worker's
+"""Token streaming end to end: aimock (tests/aimock/mock.py) streams the final answer, the worker's
 activity publishes the tokens to the run's event stream, and an SSE client of the gateway gets
 them in order; the complete answer is what the run records."""
 
@@ -14,24 +14,25 @@ import pytest
 
 from config import PROJECT_ROOT
 from devstack.processes import start, stop
-from tests.conftest import OPENAI_TEST_KEY, DevServer, FakeOpenAI
+from tests.aimock.mock import AIMOCK_KEY, AiMock
+from tests.conftest import DevServer
 from tests.e2e.conftest import Gateway, start_gateway
 from tests.e2e.sse import read_events
 
-TOKENS = [f"word{i} " for i in range(30)]
+ANSWER = "".join(f"word{i} " for i in range(30))
 
 
 @pytest.fixture(scope="module")
 def openai_stack(
-    dev_server: DevServer, fake_openai_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+    dev_server: DevServer, aimock_server: AiMock, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     logs = tmp_path_factory.mktemp("openai-stack")
     env = {
         "DURABLE_AGENT_TEMPORAL_ADDRESS": dev_server.address,
         "DURABLE_AGENT_TASK_QUEUE": f"openai-{uuid.uuid4().hex}",
         "DURABLE_AGENT_LLM": "openai",
-        "DURABLE_AGENT_OPENAI_BASE_URL": f"{fake_openai_server.base_url}/v1",
-        "DURABLE_AGENT_OPENAI_API_KEY": OPENAI_TEST_KEY,
+        "DURABLE_AGENT_OPENAI_BASE_URL": f"{aimock_server.base_url}/v1",
+        "DURABLE_AGENT_OPENAI_API_KEY": AIMOCK_KEY,
         "DURABLE_AGENT_MODEL": "gpt-4o-mini",
         "DURABLE_AGENT_NOTES_FILE": str(logs / "notes.txt"),
     }
@@ -43,22 +44,23 @@ def openai_stack(
     stop(gateway.proc)
     stop(worker)
     for log in logs.glob("*.log"):  # the key must not be logged by any of our processes
-        assert OPENAI_TEST_KEY not in log.read_text()
+        assert AIMOCK_KEY not in log.read_text()
 
 
 async def test_tokens_reach_the_sse_client_in_order(
-    openai_stack: Gateway, fake_openai: FakeOpenAI, capsys: Any
+    openai_stack: Gateway, aimock: AiMock, capsys: Any
 ):
-    fake_openai.script(step=[{"chunks": TOKENS, "delay": 0.3}])
+    # aimock cuts the text into chunks of 4 characters (its --chunk-size), one SSE chunk each.
+    aimock.script(step=[{"content": ANSWER}])
     async with httpx.AsyncClient(base_url=openai_stack.base_url, timeout=30) as http:
         response = await http.post("/api/v1/runs", json={"query": "Tell me a story"})
         run_id = response.json()["run_id"]
     events = await read_events(openai_stack.base_url, run_id)
     tokens = [e for e in events if e.type == "token"]
-    assert [t.data["text"] for t in tokens] == TOKENS
+    assert [t.data["text"] for t in tokens] == [ANSWER[i : i + 4] for i in range(0, len(ANSWER), 4)]
     assert all(t.data["node"] == "step-1" for t in tokens)
     result = events[-1]
-    assert result.type == "result" and result.data["answer"] == "".join(TOKENS)
+    assert result.type == "result" and result.data["answer"] == ANSWER
     ids = [e.id for e in events]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
     # Tokens come before the step's completion, i.e. while the answer is being written.

@@ -55,3 +55,16 @@ async def test_tool_arguments_are_validated() -> None:
         await tools.get("calculator")({"expr": "1+1"}, ToolContext(idempotency_key="k"))
     with pytest.raises(ToolError, match="unknown tool"):
         tools.get("shell")
+
+
+async def test_an_agent_without_small_talk_never_answers_at_the_intent_stage() -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.intent import IntentActivities
+
+    stage = IntentActivities(OfflineProvider(), default_registry(Settings().knowledge_dir))
+    env = ActivityEnvironment()
+    out = await env.run(stage.analyze_intent, IntentInput(query="hello", small_talk=False))
+    assert out.intent is Intent.QUESTION and out.answer is None
+    chat = await env.run(stage.analyze_intent, IntentInput(query="hello"))
+    assert chat.intent is Intent.SIMPLE_CHAT
