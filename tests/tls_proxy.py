@@ -45,7 +45,9 @@ def server_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext
 async def serve(port: int, target: str, context: ssl.SSLContext) -> None:
     host, target_port = target.rsplit(":", 1)
 
-    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter):  # type: ignore[no-untyped-def]
+    async def handle(
+        client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(host, int(target_port))
         except OSError:
