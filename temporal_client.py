@@ -8,6 +8,7 @@ and with tracing on the client carries the trace (telemetry/tracing.py).
 from __future__ import annotations
 
 import logging
+import re
 from typing import TypedDict
 
 from pydantic import SecretStr
@@ -90,6 +91,47 @@ def connection_options(settings: Settings) -> ConnectionOptions:
     return ConnectionOptions(
         namespace=settings.namespace, api_key=settings.temporal_api_key, tls=tls
     )
+
+
+def tls_problem(settings: Settings, error: BaseException) -> str | None:
+    """What went wrong with TLS, in words naming the setting to change, when `error` (the SDK's
+    connect error: rustls' reason inside a tonic error) is a TLS failure; None otherwise.
+
+    A refused server certificate is a configuration error that no retry fixes: the worker stops
+    on it, the gateway's /readyz says it (see `certificate_refused`)."""
+    text = str(error)
+    where = f"the Temporal server at {settings.temporal_address}"
+    if "InvalidCertificate(UnknownIssuer" in text:
+        trusted = settings.temporal_tls_ca or "the system's CAs"
+        return (
+            f"TLS: the certificate of {where} is not signed by a CA this client trusts "
+            f"({trusted}); set DURABLE_AGENT_TEMPORAL_TLS_CA to the CA that signed it"
+        )
+    if "InvalidCertificate(NotValidForName" in text:
+        names = re.findall(r'DnsName\(\\?"([^"\\]+)', text)
+        expected = settings.temporal_tls_server_name or settings.temporal_address.rsplit(":", 1)[0]
+        on_it = ", ".join(names) if names else "another name"
+        return (
+            f"TLS: the certificate of {where} is for {on_it}, not {expected}; set "
+            "DURABLE_AGENT_TEMPORAL_TLS_SERVER_NAME to the name on the certificate"
+        )
+    if "InvalidCertificate(Expired" in text or "InvalidCertificate(NotValidYet" in text:
+        return f"TLS: the certificate of {where} has expired or is not valid yet"
+    if "InvalidCertificate(" in text:
+        reason = text.split("InvalidCertificate(", 1)[1].split(")", 1)[0]
+        return f"TLS: the certificate of {where} was refused ({reason})"
+    uses_tls = settings.temporal_tls or settings.temporal_api_key or settings.temporal_tls_cert
+    if uses_tls and ("close_notify" in text or "AlertReceived" in text):
+        return (
+            f"TLS: {where} ended the connection during the handshake; if it requires client "
+            "certificates, check that DURABLE_AGENT_TEMPORAL_TLS_CERT is signed by a CA it trusts"
+        )
+    return None
+
+
+def certificate_refused(error: BaseException) -> bool:
+    """The client refused the server's certificate: wrong CA, wrong name, expired."""
+    return "InvalidCertificate(" in str(error)
 
 
 def _secret(value: SecretStr | None) -> str | None:

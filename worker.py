@@ -26,7 +26,7 @@ from plugin import DurableAgentPlugin
 from telemetry.logs import configure_logging
 from telemetry.metrics import ActivityMetrics, prometheus_runtime
 from telemetry.tracing import configure_tracing
-from temporal_client import connect, ensure_search_attributes
+from temporal_client import certificate_refused, connect, ensure_search_attributes, tls_problem
 
 logger = logging.getLogger("durable_agent.worker")
 
@@ -149,10 +149,14 @@ async def _connect_when_reachable(
         try:
             return await connect(settings, runtime=runtime)
         except RuntimeError as exc:
+            problem = tls_problem(settings, exc)
+            if certificate_refused(exc):
+                # A configuration error: waiting would only hide it.
+                raise SystemExit(f"worker not started: {problem}") from None
             logger.warning(
                 "Temporal at %s is not reachable (%s); retrying in %.1fs",
                 settings.temporal_address,
-                str(exc).splitlines()[0],
+                problem or str(exc).splitlines()[0],
                 delay,
             )
         try:

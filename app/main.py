@@ -29,7 +29,7 @@ from codec import payload_codec
 from config import Settings, environment, get_settings, parse_api_keys
 from telemetry.logs import configure_logging
 from telemetry.tracing import instrument_gateway
-from temporal_client import connect, ensure_search_attributes
+from temporal_client import connect, ensure_search_attributes, tls_problem
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,11 @@ async def _register_search_attributes(app: FastAPI, settings: Settings) -> None:
             await ensure_search_attributes(app.state.temporal, settings.namespace)
             return
         except RuntimeError as exc:  # not connected yet
-            logger.info("search attributes not registered yet (%s); retrying", exc)
+            problem = tls_problem(settings, exc)
+            if problem is not None:  # a misconfiguration, not an outage: say it loudly
+                logger.warning("cannot reach Temporal: %s; retrying", problem)
+            else:
+                logger.info("search attributes not registered yet (%s); retrying", exc)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30)
 

@@ -10,6 +10,7 @@ from temporalio.service import RPCError
 from app.deps import AppSettings, TemporalClient
 from app.errors import TemporalUnavailable
 from app.routes.runs import ERRORS
+from temporal_client import tls_problem
 
 router = APIRouter(tags=["health"])
 
@@ -28,5 +29,7 @@ async def readyz(client: TemporalClient, settings: AppSettings) -> dict[str, str
             timeout=timedelta(seconds=min(settings.query_timeout_s, 5))
         )
     except (RPCError, RuntimeError) as exc:
-        raise TemporalUnavailable("Temporal is unreachable", {"reason": str(exc)}) from None
+        # A TLS failure says which setting to fix; anything else, the SDK's own words.
+        message = tls_problem(settings, exc) or "Temporal is unreachable"
+        raise TemporalUnavailable(message, {"reason": str(exc)}) from None
     return {"status": "ready"}

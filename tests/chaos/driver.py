@@ -156,22 +156,27 @@ def make_plans(n: int, rng: random.Random) -> list[Plan]:
 
 
 class Cluster:
-    """Our processes and the Temporal server, each killable and restartable."""
+    """Our processes and the Temporal server, each killable and restartable: `workers` worker
+    processes and `gateways` gateway processes on one task queue (tests/e2e/test_scale_out.py
+    runs two of each; the chaos suite one gateway)."""
 
-    def __init__(self, folder: Path, workers: int = 2) -> None:
+    def __init__(self, folder: Path, workers: int = 2, gateways: int = 1) -> None:
         self.folder = folder
         self.port = free_port()
-        self.http_port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.http_ports = [free_port() for _ in range(gateways)]
+        self.base_urls = [f"http://127.0.0.1:{port}" for port in self.http_ports]
+        self.base_url = self.base_urls[0]
         self.notes = folder / "notes.txt"
         self.env = {
             "DURABLE_AGENT_TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}",
             "DURABLE_AGENT_TASK_QUEUE": f"chaos-{uuid.uuid4().hex}",
             "DURABLE_AGENT_NOTES_FILE": str(self.notes),
+            # Every gateway must derive the same run id from an Idempotency-Key (docs/deploy.md).
+            "DURABLE_AGENT_SECRET_KEY": uuid.uuid4().hex,
         }
         self.server: Popen[bytes] | None = None
         self.workers: list[Popen[bytes] | None] = [None] * workers
-        self.gateway: Popen[bytes] | None = None
+        self.gateways: list[Popen[bytes] | None] = [None] * gateways
         self.logs = 0
 
     def _log(self, name: str) -> Path:
@@ -196,8 +201,9 @@ class Cluster:
             cwd=PROJECT_ROOT,
         )
 
-    def start_gateway(self) -> None:
-        self.gateway = start(
+    def start_gateway(self, index: int = 0) -> None:
+        port = self.http_ports[index]
+        gateway = start(
             [
                 sys.executable,
                 "-m",
@@ -205,29 +211,26 @@ class Cluster:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(self.http_port),
+                str(port),
                 "--log-level",
                 "warning",
             ],
             env=self.env,
-            log=self._log("gateway"),
+            log=self._log(f"gateway{index}"),
             cwd=PROJECT_ROOT,
         )
-        wait_until(
-            lambda: port_open("127.0.0.1", self.http_port),
-            timeout=60,
-            what="gateway",
-            proc=self.gateway,
-        )
+        self.gateways[index] = gateway
+        wait_until(lambda: port_open("127.0.0.1", port), timeout=60, what="gateway", proc=gateway)
 
     def start_all(self) -> None:
         self.start_server()
         for i in range(len(self.workers)):
             self.start_worker(i)
-        self.start_gateway()
+        for i in range(len(self.gateways)):
+            self.start_gateway(i)
 
     def stop_all(self) -> None:
-        for proc in [self.gateway, *self.workers, self.server]:
+        for proc in [*self.gateways, *self.workers, self.server]:
             if proc is not None:
                 stop(proc)
 
@@ -442,8 +445,9 @@ class Driver:
             time.sleep(self.rng.uniform(0.5, 2.0))
             c.start_worker(index)
         elif kind == "gateway":
-            assert c.gateway is not None
-            kill(c.gateway)
+            gateway = c.gateways[0]
+            assert gateway is not None
+            kill(gateway)
             done.append((kind, time.time()))
             c.start_gateway()
         else:

@@ -119,3 +119,34 @@ async def test_connect_passes_them_to_the_sdk(
     assert seen["tls"] == TLSConfig(client_cert=b"c", client_private_key=b"k")
     assert seen["lazy"] is True
     assert seen["data_converter"] is pydantic_data_converter  # no codec configured
+
+
+# The SDK's connect errors as they read (captured against tests/tls_proxy.py, SDK core's rustls).
+REFUSED_CLIENT_CERT = (
+    "Failed client connect: `get_system_info` call error after connection: Status { code: "
+    'Unknown, message: "transport error", source: Some(tonic::transport::Error(Transport, '
+    'hyper::Error(Io, Custom { kind: UnexpectedEof, error: "peer closed connection without '
+    'sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/" }))) }'
+)
+EXPIRED = (
+    "Failed client connect: Server connection error: tonic::transport::Error(Transport, "
+    "ConnectError(Custom { kind: InvalidData, error: InvalidCertificate(Expired) }))"
+)
+
+
+def test_tls_problems_name_the_setting_to_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(
+        monkeypatch,
+        TEMPORAL_ADDRESS="temporal.internal:7233",
+        TEMPORAL_TLS="true",
+    )
+    said = temporal_client.tls_problem(settings, RuntimeError(REFUSED_CLIENT_CERT))
+    assert said is not None and "DURABLE_AGENT_TEMPORAL_TLS_CERT" in said
+    # The server may have gone away mid-handshake: said, but not taken as a wrong setting.
+    assert not temporal_client.certificate_refused(RuntimeError(REFUSED_CLIENT_CERT))
+    said = temporal_client.tls_problem(settings, RuntimeError(EXPIRED))
+    where = "the Temporal server at temporal.internal:7233"
+    assert said == f"TLS: the certificate of {where} has expired or is not valid yet"
+    assert temporal_client.certificate_refused(RuntimeError(EXPIRED))
+    # An outage is not a TLS problem.
+    assert temporal_client.tls_problem(settings, RuntimeError("Connection refused")) is None
