@@ -12,6 +12,7 @@ end of its history: `stuck` while its workflow task keeps failing (the failure m
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -145,11 +146,7 @@ async def load_run(client: Client, run_id: str, settings: Settings, tenant: str 
     try:
         raw = await _final_state(client, description, settings)
         if raw is None:
-            raw = await handle.query(
-                "get_state",
-                result_type=dict,
-                rpc_timeout=timedelta(seconds=settings.query_timeout_s),
-            )
+            raw = await patient_query(handle, "get_state", None, dict, settings)
         state = parse_state(raw)
     except ValidationError:
         raise RunNotFound(run_id) from None  # a workflow of ours, but not a run
@@ -170,6 +167,44 @@ async def load_run(client: Client, run_id: str, settings: Settings, tenant: str 
         read.status = RunStatus.FAILED
         read.errors.append(await _end_reason(client, description, settings, ended))
     return read
+
+
+def _no_poller(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, RPCError)
+        and exc.status is RPCStatusCode.FAILED_PRECONDITION
+        and "no poller" in exc.message
+    )
+
+
+async def patient_query(
+    handle: WorkflowHandle[Any, Any], query: Any, arg: Any, result_type: type, settings: Settings
+) -> Any:
+    """A query that waits out a busy worker, up to the query timeout.
+
+    Temporal refuses a query at once ("no poller seen for task queue recently") when no worker
+    has polled the run's task queue for a while: a worker that is restarting, or one so busy
+    that it polls late. Both usually pass within seconds; a read should not fail for them, so
+    the query is tried again with a back-off until `query_timeout_s` has passed (then the
+    caller answers 503 with Retry-After, as for any unavailable worker)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.query_timeout_s
+    delay = 0.25
+    while True:
+        left = deadline - loop.time()
+        try:
+            args = () if arg is None else (arg,)
+            return await handle.query(
+                query,
+                *args,
+                result_type=result_type,
+                rpc_timeout=timedelta(seconds=max(left, 1.0)),
+            )
+        except RPCError as exc:
+            if not _no_poller(exc) or left <= delay:
+                raise
+        await asyncio.sleep(delay)  # back-off between attempts, not synchronisation
+        delay = min(delay * 2, 2.0)
 
 
 async def _final_state(

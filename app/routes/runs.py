@@ -48,6 +48,7 @@ from app.run_access import (
     describe_owned,
     load_run,
     never_ran,
+    patient_query,
     require_active,
     task_failure,
 )
@@ -545,10 +546,8 @@ async def _check_input(
     run_id: str,
 ) -> InputCheck:
     try:
-        check: InputCheck = await handle.query(
-            AgentWorkflow.check_input,
-            payload,
-            rpc_timeout=timedelta(seconds=settings.query_timeout_s),
+        check: InputCheck = await patient_query(
+            handle, AgentWorkflow.check_input, payload, InputCheck, settings
         )
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
         raise TemporalUnavailable(
