@@ -41,6 +41,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows import timeouts
     from workflows.execution import execute_method
     from workflows.limits import text_problem
+    from workflows.patches import (
+        CHECK_QUERY,
+        RECORD_TOOL_CATALOG,
+        REFUSE_EMPTY_ANSWER,
+        SKIP_CALCULATION_REFLECTION,
+    )
     from workflows.run_control import (
         RunControl,
         RunFailure,
@@ -63,16 +69,6 @@ with workflow.unsafe.imports_passed_through():
 # Stream items retained across continue-as-new; older offsets are dropped (a reconnecting client
 # that asks for one is moved to the oldest retained item).
 MAX_STREAM_ITEMS = 2000
-# workflow.patched() ids: one per change to the command sequence (see docs/versioning.md).
-SKIP_CALCULATION_REFLECTION = "skip-calculation-reflection"
-# The worker checks a new run's query (runs started before replay without the check).
-CHECK_QUERY = "check-query-in-worker"
-# The run lists its tools once (an activity whose result it records) and holds calls of tools
-# whose policy is `approval: always` for a person's decision.
-RECORD_TOOL_CATALOG = "record-tool-catalog"
-# A run never completes without an answer: a simple-chat reply that is blank falls through to
-# the pipeline, and a run whose final answer is blank fails with why.
-REFUSE_EMPTY_ANSWER = "refuse-empty-answer"
 # History events a waiting run must have gained since its wait began before it continues as new.
 WAIT_HANDOVER_MARGIN = 20
 # Tool results and user texts enter history; bound them (Temporal caps a payload at 2 MB).
@@ -93,11 +89,12 @@ class AgentWorkflow(RunControl):
         # The worker never trusts its input: a run that cannot be read or run fails once, with
         # why (in `run`), instead of failing its workflow task on every attempt.
         inp, self._unrunnable = decode_input(raw, AgentInput)
+        self._baseline = inp.baseline if inp is not None else 0
         if inp is None:
             inp = AgentInput(query="")
         elif inp.state is not None and inp.state.status in TERMINAL_STATUSES:
             self._unrunnable = f"the run's carried-over state is already {inp.state.status.value}"
-        elif inp.state is None and workflow.patched(CHECK_QUERY):
+        elif inp.state is None and self._patched(CHECK_QUERY):
             problem = text_problem(inp.query, MAX_QUERY_CHARS)
             if problem is not None:
                 self._unrunnable = f"the run's query is not acceptable: {problem}"
@@ -141,7 +138,8 @@ class AgentWorkflow(RunControl):
         if self._unrunnable is not None:
             await self._fail_unrunnable(self._unrunnable)
         if self._state.status is RunStatus.PENDING:
-            workflow.upsert_search_attributes([RUN_KIND.value_set(self._state.kind)])
+            if not self._attributes_at_start:
+                workflow.upsert_search_attributes([RUN_KIND.value_set(self._state.kind)])
             self._update_status(run=RunStatus.RUNNING, stage=None, message="started")
         try:
             while self._state.stage is not Stage.DONE:
@@ -161,7 +159,7 @@ class AgentWorkflow(RunControl):
             # Anything else (a bug, a forged carried-over state) fails the run with the error
             # instead of its workflow task, which Temporal would retry forever: no run hangs.
             await self._fail(f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
-        if not (self._state.answer or "").strip() and workflow.patched(REFUSE_EMPTY_ANSWER):
+        if not (self._state.answer or "").strip() and self._patched(REFUSE_EMPTY_ANSWER):
             await self._fail("the run produced no answer (the model's final answer was empty)")
         self._update_status(run=RunStatus.COMPLETED, message="answered")
         await self._finish_stream({"answer": self._state.answer})
@@ -214,7 +212,7 @@ class AgentWorkflow(RunControl):
         )
         self._state.intent = out.intent.value
         if out.intent is Intent.SIMPLE_CHAT:
-            if not (out.answer or "").strip() and workflow.patched(REFUSE_EMPTY_ANSWER):
+            if not (out.answer or "").strip() and self._patched(REFUSE_EMPTY_ANSWER):
                 # Small talk without a reply: the pipeline answers it instead.
                 self._state.intent = Intent.QUESTION.value
                 self._log_event("control", "the intent stage gave no reply; answering in full")
@@ -227,7 +225,7 @@ class AgentWorkflow(RunControl):
 
     async def _context(self) -> None:
         state = self._state
-        if state.tools is None and workflow.patched(RECORD_TOOL_CATALOG):
+        if state.tools is None and self._patched(RECORD_TOOL_CATALOG):
             listed = await self._activity(
                 "list-tools",
                 ContextActivities.list_tools,
@@ -509,9 +507,7 @@ class AgentWorkflow(RunControl):
         # Versioned change (docs/versioning.md): a calculator result is exact, so reflecting on
         # it costs a model call for nothing. Runs recorded before this change have a `reflect`
         # activity here; `patched` keeps them replaying it, new runs skip it.
-        if state.intent == Intent.CALCULATION.value and workflow.patched(
-            SKIP_CALCULATION_REFLECTION
-        ):
+        if state.intent == Intent.CALCULATION.value and self._patched(SKIP_CALCULATION_REFLECTION):
             state.reflection = Reflection(score=1.0, critique="exact calculator result")
             self._update_status(stage=Stage.DONE)
             return

@@ -23,15 +23,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.graph_waits import NodeWaits
     from workflows.node_kinds import NodeBase
     from workflows.node_runs import NodeRun
+    from workflows.patches import (
+        BOUND_PARALLEL_NODES,
+        CONTINUE_AS_NEW,
+        ENFORCE_LIMITS,
+        GRAPH_ENGINE_V2,
+    )
     from workflows.run_control import RunFailure, decode_input
     from workflows.scheduler import MaxStepsReached, Scheduler
     from workflows.state import GraphInput, GraphState, NodeStatus, OpenQuestion, RunStatus
 
-# workflow.patched() ids (docs/versioning.md): runs recorded before them replay as they ran.
-BOUND_PARALLEL_NODES = "bound-parallel-nodes"
-ENFORCE_LIMITS = "enforce-limits-in-worker"  # input, expressions and outputs checked here too
-GRAPH_ENGINE_V2 = "graph-engine-v2"  # status from nodes; several questions at once
-CONTINUE_AS_NEW = "graph-continue-as-new"
 # Past this many history events a run fails with a reason (Temporal terminates at 51,200).
 MAX_HISTORY_EVENTS = 40_000
 # Items of the event stream kept (a reconnecting client asking for an older one gets the oldest).
@@ -48,8 +49,9 @@ class GraphWorkflow(NodeWaits):
         now = workflow.now()
         # The worker never trusts its input: what is wrong with it fails the run once, in `run`.
         inp, self._unrunnable = decode_input(raw, GraphInput)
-        self.enforce = workflow.patched(ENFORCE_LIMITS)
-        self.v2 = workflow.patched(GRAPH_ENGINE_V2)
+        self._baseline = inp.baseline if inp is not None else 0
+        self.enforce = self._patched(ENFORCE_LIMITS)
+        self.v2 = self._patched(GRAPH_ENGINE_V2)
         if inp is None:
             inp = GraphInput(spec=_UNREADABLE)
         elif self.enforce:
@@ -71,7 +73,7 @@ class GraphWorkflow(NodeWaits):
         self._finished: list[tuple[str, str | None]] = []  # (node id, error or None)
         self.answers: dict[str, str] = {}
         self.continuing = False
-        self.budget = ReadBudget(inp.limits, self._trim_stream)
+        self.budget = ReadBudget(inp.limits, self._trim_stream, self._baseline)
         # Bytes of each output in `variables` (a continued run weighs what it carries again).
         carried = self._state.variables if inp.state else {"input": inp.input}
         self.output_bytes = self.budget.weigh(carried) if self.enforce else {}
@@ -89,7 +91,7 @@ class GraphWorkflow(NodeWaits):
 
     @workflow.run
     async def run(self, raw: RawValue) -> GraphState:
-        if self._state.status is RunStatus.PENDING:
+        if self._state.status is RunStatus.PENDING and not self._attributes_at_start:
             workflow.upsert_search_attributes([RUN_KIND.value_set("graph")])
         if self._unrunnable is not None:
             await self._fail_unrunnable(self._unrunnable)
@@ -146,7 +148,7 @@ class GraphWorkflow(NodeWaits):
 
     async def _start_ready(self) -> None:
         while self.scheduler.ready:
-            if len(self._tasks) >= self.limits.max_parallel_nodes and workflow.patched(
+            if len(self._tasks) >= self.limits.max_parallel_nodes and self._patched(
                 BOUND_PARALLEL_NODES
             ):
                 return  # one run never holds more than its share of the worker's slots
@@ -207,7 +209,7 @@ class GraphWorkflow(NodeWaits):
             info.get_current_history_length() > self.inp.history_threshold
             or info.is_continue_as_new_suggested()
         )
-        if not due or not workflow.patched(CONTINUE_AS_NEW):
+        if not due or not self._patched(CONTINUE_AS_NEW):
             return False
         waiting = {q.node_id for q in self._state.questions}
         if any(node_id not in waiting for node_id in self._tasks):

@@ -25,14 +25,13 @@ from workflows.limits import (
     read_weight,
     referenced_names,
 )
-
-# workflow.patched() id (docs/versioning.md): runs recorded before it replay as they ran.
-YIELD_BETWEEN_INLINE_NODES = "yield-between-inline-nodes"
+from workflows.patches import YIELD_BETWEEN_INLINE_NODES, patched
 
 
 class ReadBudget:
-    def __init__(self, limits: Limits, on_hand_back: Callable[[], None]) -> None:
+    def __init__(self, limits: Limits, on_hand_back: Callable[[], None], baseline: int = 0) -> None:
         self._limits = limits
+        self._baseline = baseline
         self._on_hand_back = on_hand_back
         # What reading each value costs, by name: `input`, node ids, `vars`.
         self.weights: dict[str, int] = {}
@@ -87,7 +86,7 @@ class ReadBudget:
                 and self._read + cost <= IN_WORKFLOW_READ_BYTES_PER_ACTIVATION
             )
             first = self.steps == 0 and self._read == 0
-            if fits or first or not workflow.patched(YIELD_BETWEEN_INLINE_NODES):
+            if fits or first or not patched(YIELD_BETWEEN_INLINE_NODES, self._baseline):
                 self.steps += steps
                 self._read += cost
                 return

@@ -14,6 +14,7 @@ from activities.tools.catalog import ListToolsInput, ToolCatalog, ToolSpec
 from workflows import timeouts
 from workflows.execution import execute
 from workflows.node_kinds import NodeFailed
+from workflows.patches import GRAPH_TOOL_APPROVALS
 from workflows.run_control import InputProblem, RunControl, failure_message
 from workflows.state import (
     TERMINAL_STATUSES,
@@ -27,9 +28,6 @@ from workflows.state import (
     RunStatus,
     UserInput,
 )
-
-# workflow.patched() id (docs/versioning.md): tool nodes honour the tools' approval policies.
-GRAPH_TOOL_APPROVALS = "graph-tool-approvals"
 
 
 class NodeWaits(RunControl):
@@ -121,7 +119,7 @@ class NodeWaits(RunControl):
         """The tools this run may call (with their approval policies), listed once by an
         activity whose result the run keeps, so a replay never asks a server again. Runs
         before it list nothing, and no call of theirs waits for approval."""
-        if self._state.tools is None and workflow.patched(GRAPH_TOOL_APPROVALS):
+        if self._state.tools is None and self._patched(GRAPH_TOOL_APPROVALS):
             if self._listing is None:
                 self._listing = asyncio.create_task(self._list_tools())
             await self._listing

@@ -27,6 +27,7 @@ from workflows.execution import execute
 from workflows.expressions import ExpressionError, evaluate, render
 from workflows.limits import read_weight
 from workflows.node_kinds import NodeBase, NodeFailed, Output, TransformNode
+from workflows.patches import CURRENT_BASELINE
 from workflows.run_control import failure_message
 from workflows.state import (
     AgentInput,
@@ -243,7 +244,13 @@ class NodeRun:
         retry = spec.retry
         handle = await workflow.start_child_workflow(
             "AgentWorkflow",
-            AgentInput(query=query, tenant=tenant, agent=definition, **settings.model_dump()),
+            AgentInput(
+                query=query,
+                tenant=tenant,
+                agent=definition,
+                baseline=CURRENT_BASELINE,  # `attributes` below
+                **settings.model_dump(),
+            ),
             id=child_id,
             task_timeout=workflow.info().task_timeout,
             result_type=AgentState,

@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.common import RawValue
+from temporalio.common import RawValue, SearchAttributeUpdate
 from temporalio.contrib.workflow_streams import (
     WorkflowStream,
     WorkflowStreamState,
@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from shared import RUN_STAGE, RUN_STATUS, StreamEvent
 from workflows import run_metrics
 from workflows.limits import text_problem
+from workflows.patches import patched
 from workflows.state import (
     MAX_INPUT_IDS,
     MAX_REASON_CHARS,
@@ -78,6 +79,18 @@ class RunControl:
     # Held by a pause right now; and a `step` asked to hold again after the next start.
     _held = False
     _step_once = False
+    # The run's baseline (`AgentInput.baseline`), and search attributes held back to go with
+    # the next upsert.
+    _baseline = 0
+    _held_attributes: list[SearchAttributeUpdate[Any]] | None = None
+
+    def _patched(self, patch_id: str) -> bool:
+        return patched(patch_id, self._baseline)
+
+    @property
+    def _attributes_at_start(self) -> bool:
+        """The starter set RunKind, RunStatus and RunStage (baseline 1 and later)."""
+        return self._baseline >= 1
 
     # ---- updates and signals ---------------------------------------------------------------
 
@@ -297,7 +310,7 @@ class RunControl:
         the time, log the event, keep the search attributes current."""
         now = workflow.now()
         state: RunStateBase = self._state
-        attributes = []
+        attributes: list[SearchAttributeUpdate[Any]] = []
         if run is not None:
             check_run_transition(state.status, run)
             state.status = run
@@ -315,7 +328,11 @@ class RunControl:
             check_stage_transition(self._state.stage, stage)
             run_metrics.stage_left(state.kind, self._state.stage.value, self._stage_since())
             self._state.stage = stage
-            attributes.append(RUN_STAGE.value_set(stage.value))
+            if self._attributes_at_start and stage is Stage.DONE:
+                # Always followed by the end status: one upsert (one visibility write) for both.
+                self._held_attributes = [RUN_STAGE.value_set(stage.value)]
+            else:
+                attributes.append(RUN_STAGE.value_set(stage.value))
             self._log_event("stage", stage.value, stage=stage.value)
         if node is not None and node_status is not None:
             check_node_transition(node.status, node_status)
@@ -336,6 +353,9 @@ class RunControl:
             )
         state.updated_at = now
         if attributes:
+            if self._held_attributes:
+                attributes = self._held_attributes + attributes
+                self._held_attributes = None
             workflow.upsert_search_attributes(attributes)
 
     def _stage_since(self) -> datetime:

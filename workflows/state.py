@@ -18,6 +18,7 @@ from shared import ToolRecord, Usage
 from workflows.agent_spec import AgentDefinition
 from workflows.graph_spec import GraphSpec
 from workflows.limits import Limits
+from workflows.patches import CURRENT_BASELINE
 from workflows.scheduler import SchedulerState
 
 
@@ -291,6 +292,11 @@ class AgentInput(RunSettings):
     """The input of an AgentWorkflow."""
 
     query: str
+    # Which code started the run (`workflows/patches.py`): from 1, the starter set RunKind,
+    # RunStatus and RunStage at start (the run upserts only values that change, and its last
+    # stage with its end status), and the patches of baseline 1 apply with no marker. 0: runs
+    # from before, and runs started by hand, which replay and run as they always did.
+    baseline: int = Field(default=0, ge=0, le=CURRENT_BASELINE)
     # The agent definition, pinned whole when the run starts (its limits are already folded
     # into the settings above). None: a run from before definitions (today's `default`).
     agent: AgentDefinition | None = None
@@ -383,6 +389,11 @@ class GraphInput(RunSettings):
 
     spec: GraphSpec
     input: dict[str, Any] = Field(default_factory=dict)
+    # Which code started the run (`workflows/patches.py`): from 1, the starter set RunKind,
+    # RunStatus and RunStage at start (the run upserts only values that change, and its last
+    # stage with its end status), and the patches of baseline 1 apply with no marker. 0: runs
+    # from before, and runs started by hand, which replay and run as they always did.
+    baseline: int = Field(default=0, ge=0, le=CURRENT_BASELINE)
     tenant: str | None = None
     # The bounds the run was started with; the worker enforces them (they cannot exceed the
     # ceilings: an input that says otherwise does not decode, and the run fails with why).

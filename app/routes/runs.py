@@ -74,6 +74,7 @@ from workflows.agent_spec import AGENT_NAME_PATTERN, DEFAULT_AGENT, AgentDefinit
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import GraphSpec, input_problems, validate
 from workflows.limits import json_problems, text_problem
+from workflows.patches import CURRENT_BASELINE
 from workflows.state import (
     MAX_INPUT_CHARS,
     TERMINAL_STATUSES,
@@ -121,7 +122,13 @@ def agent_input(
     """The run pins the whole definition (editing its file never changes a run in flight), its
     limits folded into the run's knobs."""
     knobs = agent_run_settings(settings, agent)
-    return AgentInput(query=query, tenant=tenant, agent=agent, **knobs.model_dump())
+    return AgentInput(
+        query=query,
+        tenant=tenant,
+        agent=agent,
+        baseline=CURRENT_BASELINE,  # `_initial_search_attributes`
+        **knobs.model_dump(),
+    )
 
 
 def _agent(agent: str | dict[str, Any] | None, request: Request) -> AgentDefinition:
@@ -279,6 +286,7 @@ async def create_run(
             limits=limits,
             breakpoints=body.breakpoints or [],
             agents=_pinned_agents(spec, request),
+            baseline=CURRENT_BASELINE,  # `_initial_search_attributes`
             **settings.run_settings().model_dump(),
         )
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()

@@ -19,18 +19,21 @@ from typing import Any
 
 import yaml
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from activities.llm import OfflineProvider
 from activities.models import Intent, IntentInput, IntentOutput, PlanInput, PlanOutput
 from config import PROJECT_ROOT, Settings
 from devstack.processes import dev_server_command, free_port, port_open, start, stop, wait_until
+from shared import RUN_KIND, RUN_STAGE, RUN_STATUS
 from temporal_client import connect, ensure_search_attributes
 from worker import build_worker
 from workflows.agent import AgentWorkflow
 from workflows.agent_spec import AgentDefinition, validate_agent
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import validate
+from workflows.patches import CURRENT_BASELINE
 from workflows.state import (
     AgentInput,
     AgentState,
@@ -226,6 +229,34 @@ async def support_definition(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return h
 
 
+async def _as_the_gateway(c: Client, tq: str, inp: AgentInput) -> WorkflowHandle[Any, Any]:
+    # Search attributes set at start, as the gateway sets them: the run upserts only changes.
+    attributes = TypedSearchAttributes(
+        [
+            SearchAttributePair(RUN_STATUS, "pending"),
+            SearchAttributePair(RUN_KIND, "agent"),
+            SearchAttributePair(RUN_STAGE, "intent"),
+        ]
+    )
+    return await c.start_workflow(
+        AgentWorkflow.run,
+        inp.model_copy(update={"baseline": CURRENT_BASELINE}),
+        id=f"replay-{uuid.uuid4().hex}",
+        task_queue=tq,
+        search_attributes=attributes,
+    )
+
+
+async def lean_calculator(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    return await _as_the_gateway(c, tq, AgentInput(query="What is 12 * 13?"))
+
+
+async def fast_calculator(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # Fast mode: every stage and tool call a local activity.
+    agent = AgentDefinition(name="fast", execution="local")
+    return await _as_the_gateway(c, tq, AgentInput(query="What is 14 * 15?", agent=agent))
+
+
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
     f.__name__: f
     for f in (
@@ -247,6 +278,8 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
         input_by_signal_with_id,
         extractor_definition,
         support_definition,
+        lean_calculator,
+        fast_calculator,
     )
 }
 
@@ -326,6 +359,28 @@ UNRUNNABLE = {
             "config": {"expression": "+".join(["1"] * 3000) + " > 0"},
         }
     ],
+}
+
+
+FAST_TOOLS: dict[str, Any] = {
+    "name": "fast_tools",
+    "entry": "sum",
+    "execution": "local",
+    "nodes": [
+        {
+            "id": "sum",
+            "type": "tool",
+            "config": {"tool": "calculator", "args": {"expression": '"2 + 3"'}},
+        },
+        {
+            "id": "remote",
+            "type": "tool",
+            "execution": "remote",
+            "config": {"tool": "calculator", "args": {"expression": '"4 * 5"'}},
+        },
+        {"id": "say", "type": "llm", "config": {"prompt": "Sum {{ sum.value.result }}"}},
+    ],
+    "edges": [{"source": "sum", "target": "remote"}, {"source": "remote", "target": "say"}],
 }
 
 
@@ -488,6 +543,8 @@ GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any,
     "agent_child": agent_child,
     # Recorded with `graph-tool-approvals`.
     "tool_denied": tool_denied,
+    # Search attributes set at start; fast mode (local activities) for the graph, one node not.
+    "fast_tools": lambda c, tq: _start_graph(c, tq, FAST_TOOLS, baseline=CURRENT_BASELINE),
 }
 
 

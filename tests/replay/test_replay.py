@@ -56,6 +56,10 @@ def test_every_path_has_a_recorded_history() -> None:
         "agent_extractor_definition",
         "agent_support_definition",
         "agent_blank_chat_fallthrough",
+        # search attributes set at start (`attributes_at_start`); fast mode (local activities)
+        "agent_lean_calculator",
+        "agent_fast_calculator",
+        "graph_fast_tools",
     } <= names
 
 
@@ -90,3 +94,24 @@ async def test_history_replays_with_the_codec_on(path: Path) -> None:
     replayer = Replayer(workflows=[], plugins=[DurableAgentPlugin(codec=codec)])
     result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+def test_a_run_started_at_the_current_baseline_records_no_patch_marker_and_few_upserts() -> None:
+    # Baseline runs (every run the gateway starts) take the baseline's patches as applied and
+    # find their search attributes set at start: no `core_patch` marker, no upsert of
+    # TemporalChangeVersion or RunKind, and the last stage goes with the end status.
+    history = _load(HISTORIES[0].parent / "agent_lean_calculator.json")
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert markers == []
+    upserts = [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    assert upserts == [
+        {"RunStatus"},
+        {"RunStage"},
+        {"RunStage"},
+        {"RunStage"},
+        {"RunStatus", "RunStage"},
+    ]

@@ -1,0 +1,61 @@
+"""Every `workflow.patched()` id of our workflows, and the baseline that implies them.
+
+A patch marks a change to the commands a run issues: runs recorded before it replay as they ran
+(docs/versioning.md). `workflow.patched()` in a new run records a marker and upserts Temporal's
+`TemporalChangeVersion` search attribute: two history events and one visibility write per patch
+per run, paid by every run although only old runs need the check.
+
+So a run's input carries a `baseline`: the starter (the gateway, a graph starting an agent
+node's child) says which code started it. A run with `baseline >= 1` takes every patch of
+`BASELINE_1` as applied, with no marker; the choice comes from the run's input, so its replay
+makes it again. Runs from before (`baseline` 0) call `workflow.patched()` as they always did.
+A patch added later is checked with `workflow.patched()` by every run until a new baseline
+(`BASELINE_2`, with the gateway starting runs at 2) takes it in.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+# Agent runs.
+SKIP_CALCULATION_REFLECTION = "skip-calculation-reflection"
+# The worker checks a new run's query (runs started before replay without the check).
+CHECK_QUERY = "check-query-in-worker"
+# The run lists its tools once (an activity whose result it records) and holds calls of tools
+# whose policy is `approval: always` for a person's decision.
+RECORD_TOOL_CATALOG = "record-tool-catalog"
+# A run never completes without an answer: a simple-chat reply that is blank falls through to
+# the pipeline, and a run whose final answer is blank fails with why.
+REFUSE_EMPTY_ANSWER = "refuse-empty-answer"
+
+# Graph runs.
+BOUND_PARALLEL_NODES = "bound-parallel-nodes"
+ENFORCE_LIMITS = "enforce-limits-in-worker"  # input, expressions and outputs checked here too
+GRAPH_ENGINE_V2 = "graph-engine-v2"  # status from nodes; several questions at once
+CONTINUE_AS_NEW = "graph-continue-as-new"
+YIELD_BETWEEN_INLINE_NODES = "yield-between-inline-nodes"
+GRAPH_TOOL_APPROVALS = "graph-tool-approvals"  # tool nodes honour the tools' approval policies
+
+BASELINE_1 = frozenset(
+    {
+        SKIP_CALCULATION_REFLECTION,
+        CHECK_QUERY,
+        RECORD_TOOL_CATALOG,
+        REFUSE_EMPTY_ANSWER,
+        BOUND_PARALLEL_NODES,
+        ENFORCE_LIMITS,
+        GRAPH_ENGINE_V2,
+        CONTINUE_AS_NEW,
+        YIELD_BETWEEN_INLINE_NODES,
+        GRAPH_TOOL_APPROVALS,
+    }
+)
+# The baseline the gateway starts runs with.
+CURRENT_BASELINE = 1
+
+
+def patched(patch_id: str, baseline: int) -> bool:
+    """`workflow.patched(patch_id)`, answered from the run's baseline when it implies it."""
+    if baseline >= 1 and patch_id in BASELINE_1:
+        return True
+    return workflow.patched(patch_id)
