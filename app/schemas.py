@@ -120,6 +120,12 @@ class ControlAccepted(BaseModel):
     status: RunStatus | str = Field(
         description="The run's status after the request, or `cancelling` while it winds down."
     )
+    pending: bool = Field(
+        default=False,
+        description="Input only (HTTP 202): the answer was sent and is kept in the run's "
+        "history, but the run had not taken it when this reply was due (a busy worker). Read "
+        "the run to see it applied; a retry with the same Idempotency-Key is applied once.",
+    )
 
 
 class NodeView(BaseModel):

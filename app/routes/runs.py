@@ -92,6 +92,7 @@ from workflows.state import (
 
 # How often the gateway looks whether a run took an input (or a decision) it was sent.
 INPUT_POLL_S = 0.05
+INPUT_POLL_MAX_S = 1.0
 T = TypeVar("T")
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -491,12 +492,20 @@ async def _input_target(
 @router.post(
     "/{run_id}/input",
     response_model=ControlAccepted,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        202: {
+            "model": ControlAccepted,
+            "description": "Sent, not yet applied: the run had not taken the answer when the "
+            "reply was due (`pending: true`); it is kept and applied once",
+        },
+    },
     summary="Answer a run that waits for input",
 )
 async def submit_input(
     run_id: RunId,
     body: InputBody,
+    response: Response,
     client: TemporalClient,
     settings: AppSettings,
     tenant: Tenant,
@@ -541,7 +550,14 @@ async def submit_input(
             await handle.signal(AgentWorkflow.provide_input, payload, rpc_timeout=timeout)
         except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as exc:
             raise await closed_or(exc, client, run_id, settings, tenant, "input") from None
-        check = await _until_taken(client, handle, payload, settings, tenant, run_id)
+        taken = await _until_taken(client, handle, payload, settings, tenant, run_id)
+        if taken is None:
+            # Sent and durable, not applied yet: 202, not a 503 that would have the client
+            # answer again. Reading the run shows it applied; a retry with the same
+            # Idempotency-Key is applied once.
+            response.status_code = status.HTTP_202_ACCEPTED
+            return ControlAccepted(run_id=run_id, status=check.status, pending=True)
+        check = taken
     return ControlAccepted(run_id=run_id, status=check.status)
 
 
@@ -581,34 +597,37 @@ async def _until_taken(
     settings: Settings,
     tenant: str | None,
     run_id: str,
-) -> InputCheck:
+) -> InputCheck | None:
     """The run's answer to the signalled input, once its workflow task has run: taken, or
-    refused (another input came first: 409). Not within the query timeout: 503, and a retry
-    with the same Idempotency-Key finds the input taken (or sends it again, applied once)."""
+    refused (another input came first: 409). Not within the query timeout (a busy worker): None,
+    and the input, durable in the run's history, is applied when the run gets to it."""
     check = await _once_settled(
         lambda: _check_input(client, handle, payload, settings, tenant, run_id),
         lambda check: check.taken or check.problem_type is not None,
         settings,
-        "the input was sent but the run has not taken it yet; retry with the same Idempotency-Key",
     )
-    if not check.taken:
+    if check is not None and not check.taken:
         _refuse(check)
     return check
 
 
 async def _once_settled(
-    read: Callable[[], Awaitable[T]], settled: Callable[[T], bool], settings: Settings, late: str
-) -> T:
-    """What `read` returns once `settled` holds (the run's workflow task has taken a signal),
-    read again every INPUT_POLL_S; past the query timeout, 503 saying `late`."""
+    read: Callable[[], Awaitable[T]], settled: Callable[[T], bool], settings: Settings
+) -> T | None:
+    """What `read` returns once `settled` holds (the run's workflow task has taken a signal);
+    None past the query timeout. Read again after INPUT_POLL_S, doubling up to
+    INPUT_POLL_MAX_S: a quick run answers within a poll or two, and a thousand answers sent at
+    once do not flood their busy worker with queries."""
     deadline = time.monotonic() + settings.query_timeout_s
+    delay = INPUT_POLL_S
     while True:
         value = await read()
         if settled(value):
             return value
         if time.monotonic() > deadline:
-            raise TemporalUnavailable(late)
-        await asyncio.sleep(INPUT_POLL_S)
+            return None
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, INPUT_POLL_MAX_S)
 
 
 ApprovalId = Annotated[
@@ -643,13 +662,17 @@ async def decide_approval(
     decision = ApprovalDecision(approval_id=approval_id, approve=body.approve, reason=body.reason)
     await _signal(client, run_id, settings, tenant, AgentWorkflow.decide_approval, decision)
     wanted = ApprovalStatus.APPROVED if body.approve else ApprovalStatus.DENIED
-    request = await _once_settled(
+    settled = await _once_settled(
         lambda: _approval_request(client, run_id, approval_id, settings, tenant),
         lambda request: request.status is not ApprovalStatus.PENDING,
         settings,
-        "the decision was sent but the run has not taken it yet; read the run's `approvals` "
-        "before deciding again",
     )
+    if settled is None:
+        raise TemporalUnavailable(
+            "the decision was sent but the run has not taken it yet; read the run's "
+            "`approvals` before deciding again"
+        )
+    request = settled
     if request.status is not wanted:  # another decision (or the wait's end) came first
         raise InvalidState(f"approval {approval_id} is already {request.status.value}")
     read = await load_run(client, run_id, settings, tenant)
