@@ -275,7 +275,15 @@ async def test_input_with_an_idempotency_key_applies_once(http: httpx.AsyncClien
     assert first.status_code == 200, first.text
     again = await http.post(path, json={"text": "Five days in June"}, headers=key)
     assert again.status_code == 200, again.text
-    assert again.json() == first.json() == {"run_id": run_id, "status": "running"}
+    assert (
+        again.json()
+        == first.json()
+        == {
+            "run_id": run_id,
+            "status": "running",
+            "pending": False,
+        }
+    )
     assert_error(await http.post(path, json={"text": "Five days in June"}), 409, "invalid_state")
     state = await wait_for(http, run_id, "completed")
     assert "Five days in June" in state["answer"]

@@ -71,7 +71,7 @@ async def test_question_then_input_then_answer(http: httpx.AsyncClient) -> None:
 
     response = await http.post(f"/api/v1/runs/{run_id}/input", json={"text": "Four days in May"})
     assert response.status_code == 200, response.text
-    assert response.json() == {"run_id": run_id, "status": "running"}
+    assert response.json() == {"run_id": run_id, "status": "running", "pending": False}
     state = await wait_for(http, run_id, "completed")
     assert "Four days in May" in state["answer"]
 
