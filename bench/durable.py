@@ -79,7 +79,10 @@ def fast_spec() -> GraphSpec | None:
 
 def graph_input(spec: GraphSpec, settings: Settings, data: dict[str, Any] | None = None) -> Any:
     return GraphInput(
-        spec=spec, input=data or {}, limits=settings.limits(), **settings.run_settings().model_dump()
+        spec=spec,
+        input=data or {},
+        limits=settings.limits(),
+        **settings.run_settings().model_dump(),
     )
 
 

@@ -73,7 +73,9 @@ async def scenario(rounds: int, runs: int | None) -> list[Row]:
         ours = await connect(settings)
         raw = await Client.connect(stack.temporal_address)
         starts = {
-            "A": lambda: durable.start_raw(raw, "RawFour", durable.EXPRESSION, stack.raw_task_queue),
+            "A": lambda: durable.start_raw(
+                raw, "RawFour", durable.EXPRESSION, stack.raw_task_queue
+            ),
             "B": lambda: durable.start_graph(ours, settings, spec),
         }
         if fast is not None:
