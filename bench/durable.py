@@ -17,12 +17,22 @@ from app.agent_catalog import load_agents
 from app.routes.runs import agent_input
 from config import Settings
 from shared import RUN_AGENT, RUN_KIND, RUN_STAGE, RUN_STATUS
+from temporal_client import connect, ensure_search_attributes
 from workflows.agent_spec import DEFAULT_AGENT
 from workflows.graph_spec import GraphSpec, validate
 from workflows.state import AgentInput, GraphInput, RunStatus, Stage
 
 QUERY = "What is 17 * 23?"
 EXPRESSION = "2 * 3"
+
+
+async def connect_ours(address: str, task_queue: str) -> tuple[Client, Settings]:
+    """durable-agent's client (its converter) and settings; the search attributes registered
+    (the worker does it too, but maybe not yet)."""
+    settings = Settings(temporal_address=address, task_queue=task_queue)
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.namespace)
+    return client, settings
 
 
 def four(execution: str | None = None, where: str = "graph") -> dict[str, Any]:

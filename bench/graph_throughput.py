@@ -25,8 +25,6 @@ from bench.harness import CpuMeter, Row
 from bench.langgraph_four import batch as langgraph_batch
 from bench.langgraph_four import four_graph
 from bench.stack import bench_stack
-from config import Settings
-from temporal_client import connect
 
 CONCURRENCY = 50
 COMMAND = "python -m bench.graph_throughput --rounds 3 --runs 200"
@@ -69,8 +67,7 @@ async def scenario(rounds: int, runs: int | None) -> list[Row]:
     spec = durable.spec_of(durable.four())
     with bench_stack(raw_worker=True, gateway=False) as stack, tempfile.TemporaryDirectory() as tmp:
         assert stack.worker and stack.raw_worker and stack.server
-        settings = Settings(temporal_address=stack.temporal_address, task_queue=stack.task_queue)
-        ours = await connect(settings)
+        ours, settings = await durable.connect_ours(stack.temporal_address, stack.task_queue)
         raw = await Client.connect(stack.temporal_address)
         starts = {
             "A": lambda: durable.start_raw(

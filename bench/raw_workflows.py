@@ -85,4 +85,4 @@ class RawWaiter:
 
     @workflow.query
     def get_state(self) -> dict[str, Any]:
-        return {"status": "waiting" if self.answer is None else "running"}
+        return {"status": "waiting_for_input" if self.answer is None else "running"}
