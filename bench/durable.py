@@ -64,7 +64,7 @@ WAITER: dict[str, Any] = {
     "entry": "ask",
     "nodes": [
         {"id": "ask", "type": "human_input", "config": {"question": "Which colour?"}},
-        {"id": "done", "type": "transform", "config": {"set": {"colour": "ask.text"}}},
+        {"id": "done", "type": "transform", "config": {"set": {"colour": "ask.value.text"}}},
     ],
     "edges": [{"source": "ask", "target": "done"}],
 }
