@@ -30,10 +30,10 @@ CONCURRENCY = 50
 COMMAND = "python -m bench.graph_throughput --rounds 3 --runs 200"
 
 
-def rows() -> tuple[Row, Row]:
+def rows(runs: int) -> tuple[Row, Row]:
     speed = Row(
         key="graph_throughput",
-        scenario="4-node graph, 200 runs at concurrency 50",
+        scenario=f"4-node graph, {runs} runs at concurrency {CONCURRENCY}",
         unit="runs/s",
         goal="B ≥ 1.0× A; B fast ≥ 0.5× D",
         command=COMMAND,
@@ -62,7 +62,7 @@ def rows() -> tuple[Row, Row]:
 
 async def scenario(rounds: int, runs: int | None) -> list[Row]:
     runs = runs or 200
-    speed, cpu = rows()
+    speed, cpu = rows(runs)
     fast = durable.fast_spec()
     spec = durable.spec_of(durable.four())
     with bench_stack(raw_worker=True, gateway=False) as stack, tempfile.TemporaryDirectory() as tmp:
@@ -85,9 +85,9 @@ async def scenario(rounds: int, runs: int | None) -> list[Row]:
         async with four_graph(Path(tmp) / "checkpoints.db") as graph:
             # Warm-up: imports, caches, the server's task queues.
             for side, start in starts.items():
-                await durable.completed_batch(start, 10, 10)
+                await durable.completed_batch(start, min(10, runs), 10)
                 harness.say(f"warm: {side}")
-            await langgraph_batch(graph, 10, 10)
+            await langgraph_batch(graph, min(10, runs), 10)
             for round_ in range(rounds):
                 for side in harness.rotated(["A", "B", "B fast", "D"], round_):
                     if side == "D":

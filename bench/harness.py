@@ -62,16 +62,16 @@ def fmt(value: float) -> str:
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
-    if abs(value) >= 1:
+    if abs(value) >= 0.1:
         return f"{value:.2f}"
-    return f"{value:.3g}"
+    return f"{value:.2g}"
 
 
 def spread(values: Sequence[float], unit: str = "") -> str:
     """`median unit (min-max)`; `n/a` without a value."""
     if not values:
         return "n/a"
-    suffix = f" {unit}" if unit else ""
+    suffix = unit if unit in ("", "×") else f" {unit}"
     middle = f"{fmt(statistics.median(values))}{suffix}"
     if len(values) == 1:
         return middle
@@ -91,7 +91,7 @@ def ratio_cell(row: Row) -> str:
     cells = []
     for label, num, den in row.ratios:
         rounds = row.ratio_rounds(num, den)
-        cells.append(f"{label} {spread(rounds)}{'x' if rounds else ''}")
+        cells.append(f"{label} {spread(rounds, '×')}")
     return "; ".join(cells)
 
 
@@ -102,7 +102,7 @@ def summary(row: Row) -> str:
         shown = " ".join("n/a" if v is None else fmt(v) for v in values)
         lines.append(f"   {name}: {spread(row.values(name), row.unit)}  [rounds: {shown}]")
     for label, num, den in row.ratios:
-        lines.append(f"   ratio {label}: {spread(row.ratio_rounds(num, den))}")
+        lines.append(f"   ratio {label}: {spread(row.ratio_rounds(num, den), '×')}")
     lines.append(f"   goal: {row.goal}")
     return "\n".join(lines)
 
