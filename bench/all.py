@@ -2,11 +2,12 @@
 docs/performance.md and one chart per row in docs/performance/.
 
     python -m bench.all [--rounds N] [--scale 0.1] [--out docs/performance.md]
-        [--charts docs/performance]
+        [--charts docs/performance] [--report-only]
 
 `--rounds` overrides each scenario's default rounds; `--scale` multiplies each one's runs (a
 quick check of the harness itself). A scenario that fails is reported and the others still
-run; the exit code is then 1.
+run; the exit code is then 1. The measurements are kept in `<charts>/results.json`;
+`--report-only` writes the note and charts again from them without measuring.
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, help="scenario names")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "performance.md")
     parser.add_argument("--charts", type=Path, default=PROJECT_ROOT / "docs" / "performance")
+    parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    results = args.charts / "results.json"
+    if args.report_only:
+        kept, took_s = harness.load(results)
+        harness.report(kept, took_s=took_s, out=args.out, charts=args.charts)
+        return 0
     started = time.monotonic()
     rows: list[Row] = []
     failed: list[str] = []
@@ -54,13 +61,9 @@ def main() -> int:
             traceback.print_exc()
             failed.append(name)
         harness.say(f"## {name}: {time.monotonic() - began:.0f} s")
-    harness.report(
-        rows,
-        rounds=args.rounds or 3,
-        took_s=time.monotonic() - started,
-        out=args.out,
-        charts=args.charts,
-    )
+    took_s = time.monotonic() - started
+    harness.save(rows, results, took_s)
+    harness.report(rows, took_s=took_s, out=args.out, charts=args.charts)
     if failed:
         harness.say(f"failed: {', '.join(failed)}")
         return 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -46,6 +48,9 @@ class Row:
 
     def add(self, name: str, value: float | None) -> None:
         self.series.setdefault(name, []).append(value)
+
+    def rounds(self) -> int:
+        return max((len(v) for v in self.series.values()), default=0)
 
     def values(self, name: str) -> list[float]:
         return [v for v in self.series.get(name, []) if v is not None]
@@ -97,7 +102,7 @@ def ratio_cell(row: Row) -> str:
 
 def summary(row: Row) -> str:
     """The lines a scenario prints."""
-    lines = [f"== {row.scenario} ({len(next(iter(row.series.values()), []))} rounds)"]
+    lines = [f"== {row.scenario} ({row.rounds()} rounds)"]
     for name, values in row.series.items():
         shown = " ".join("n/a" if v is None else fmt(v) for v in values)
         lines.append(f"   {name}: {spread(row.values(name), row.unit)}  [rounds: {shown}]")
@@ -120,12 +125,13 @@ def table(rows: Sequence[Row], charts: str | None = None) -> str:
     body = []
     for row in rows:
         name = row.scenario if charts is None else f"[{row.scenario}]({charts}/{row.key}.png)"
+        name += f", {row.rounds()} rounds"
         cells = [name, series_cell(row, row.baselines), series_cell(row, row.ours)]
         body.append("| " + " | ".join([*cells, ratio_cell(row), row.goal]) + " |")
     return "\n".join(head + body)
 
 
-def markdown(rows: Sequence[Row], *, rounds: int, took_s: float, charts: str | None) -> str:
+def markdown(rows: Sequence[Row], *, took_s: float, charts: str | None) -> str:
     machine = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     commands = sorted({row.command for row in rows})
@@ -136,8 +142,8 @@ def markdown(rows: Sequence[Row], *, rounds: int, took_s: float, charts: str | N
         "",
         f"Written by `make bench` ({took_s / 60:.1f} min; {machine}; load average "
         f"{load:.1f} when it ended; Python {sys.version.split()[0]}). Each scenario runs its "
-        f"baselines and durable-agent in interleaved rounds ({rounds} by default, order rotated "
-        "each round) on one Temporal dev server started with the flags `make up` uses; a ratio "
+        "baselines and durable-agent in interleaved rounds (the order rotated each round) on one "
+        "Temporal dev server started with the flags `make up` uses; a ratio "
         "is the median of the per-round ratios, with their min–max in brackets. Figures: "
         "median (min–max) over the rounds. The machine is shared with other work, so compare "
         "ratios, not absolute figures, between runs of this script.",
@@ -146,8 +152,8 @@ def markdown(rows: Sequence[Row], *, rounds: int, took_s: float, charts: str | N
         "the same activities (same calculator and offline-model code) on a plain SDK worker; "
         "**D** LangGraph `StateGraph` with `AsyncSqliteSaver` on a file, the same node "
         "functions, in one process (`bench/langgraph_four.py`). **B** is durable-agent's "
-        "worker; **B fast** the same graph with `execution: local` (n/a: refused by this "
-        "checkout's validator).",
+        "worker; **B fast** the same graph with `execution: local` (n/a where the checkout's "
+        "validator refuses that field).",
         "",
         table(rows, charts),
         "",
@@ -225,7 +231,6 @@ def chart(row: Row, folder: Path) -> Path:
 def report(
     rows: Sequence[Row],
     *,
-    rounds: int,
     took_s: float,
     out: Path | None,
     charts: Path | None,
@@ -239,8 +244,24 @@ def report(
         link = None
         if charts is not None:
             link = os.path.relpath(charts, out.parent)
-        write_markdown(out, markdown(rows, rounds=rounds, took_s=took_s, charts=link))
+        write_markdown(out, markdown(rows, took_s=took_s, charts=link))
         say(f"wrote {out}")
+
+
+def save(rows: Sequence[Row], path: Path, took_s: float) -> None:
+    """The measurements, so that the note can be written again without measuring again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"took_s": took_s, "rows": [dataclasses.asdict(row) for row in rows]}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def load(path: Path) -> tuple[list[Row], float]:
+    data = json.loads(path.read_text())
+    rows = []
+    for raw in data["rows"]:
+        raw["ratios"] = [tuple(r) for r in raw["ratios"]]
+        rows.append(Row(**raw))
+    return rows, float(data["took_s"])
 
 
 # -- running a scenario ------------------------------------------------------------------------
@@ -266,7 +287,6 @@ def main(scenario: Scenario, doc: str | None, *, rounds: int = 3, runs: int | No
     rows = asyncio.run(scenario(args.rounds, args.runs))
     report(
         rows,
-        rounds=args.rounds,
         took_s=time.monotonic() - started,
         out=args.out,
         charts=args.charts,
