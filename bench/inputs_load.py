@@ -35,7 +35,7 @@ async def answer(
         response = await http.post(f"/api/v1/runs/{handle.id}/input", json={"text": "blue"})
         status, message = response.status_code, ""
         if status >= 300:
-            message = str(response.json().get("message", ""))[:90]
+            message = str(response.json().get("error", {}).get("message", ""))[:90]
     except httpx.HTTPError as exc:
         status, message = 599, f"no answer: {type(exc).__name__}"  # counted with the 5xx
     return status, (time.perf_counter() - started) * 1000, message
@@ -97,8 +97,10 @@ async def scenario(rounds: int, runs: int | None) -> list[Row]:
                 latency.add("p99", percentile(times, 99))
                 harness.say(f"round {round_ + 1}: statuses {sorted(set(statuses))}")
     if messages:
-        errors.note = "answers other than 2xx, over all rounds: " + "; ".join(
-            f"{count} × {text!r}" for text, count in messages.most_common(3)
+        errors.note = (
+            "answers other than 2xx, over all rounds: "
+            + "; ".join(f"{count} × {text.strip()!r}" for text, count in messages.most_common(3))
+            + "."
         )
     errors.note += (
         f" A run not completed within {SETTLE_S:.0f} s of its answer was not given the input."
