@@ -122,7 +122,10 @@ class NodeWaits(RunControl):
         if self._state.tools is None and self._patched(GRAPH_TOOL_APPROVALS):
             if self._listing is None:
                 self._listing = asyncio.create_task(self._list_tools())
-            await self._listing
+            # Shielded: the listing is shared by parallel nodes, and a node cancelled while it
+            # runs must stop at once. Awaited bare, a cancel that arrived as the listing
+            # activity completed was swallowed by it, and the node went on to call its tool.
+            await asyncio.shield(self._listing)
         return self._state.tools.tools if self._state.tools is not None else None
 
     async def _list_tools(self) -> None:

@@ -528,9 +528,6 @@ async def submit_input(
     description = await _answerable(client, run_id, settings, tenant, "input")
     if await never_ran(client, description, settings):
         raise InvalidState("the run is pending, not waiting for input")
-    target, node_id = run_id, body.node_id
-    if description.workflow_type == "GraphWorkflow":
-        target, node_id = await _input_target(client, run_id, body.node_id, settings, tenant)
     # The input goes as a signal, checked first with the run's read-only `check_input` query,
     # not as the `submit_input` update: a worker that answered a query while another ran the
     # update's workflow task cannot replay the update later, and hangs on that run
@@ -540,10 +537,17 @@ async def submit_input(
     input_id = f"input-{uuid.uuid4().hex}"
     if idempotency_key is not None:
         input_id = f"input-{mac(secret, 'input', tenant or '', run_id, idempotency_key)[:32]}"
-    payload = UserInput(text=body.text, node_id=node_id, input_id=input_id)
-    handle = client.get_workflow_handle(target)
+    payload = UserInput(text=body.text, node_id=body.node_id, input_id=input_id)
+    handle = client.get_workflow_handle(run_id)
     timeout = timedelta(seconds=settings.query_timeout_s)
     check = await _check_input(client, handle, payload, settings, tenant, run_id)
+    if check.problem_type is not None and description.workflow_type == "GraphWorkflow":
+        # Not a question of the graph run itself: perhaps one its agent node's child asks.
+        target, node_id = await _input_target(client, run_id, body.node_id, settings, tenant)
+        if target != run_id:
+            payload = payload.model_copy(update={"node_id": node_id})
+            handle = client.get_workflow_handle(target)
+            check = await _check_input(client, handle, payload, settings, tenant, run_id)
     if not check.taken:
         _refuse(check)
         try:
@@ -601,9 +605,16 @@ async def _until_taken(
     """The run's answer to the signalled input, once its workflow task has run: taken, or
     refused (another input came first: 409). Not within the query timeout (a busy worker): None,
     and the input, durable in the run's history, is applied when the run gets to it."""
+
+    async def read() -> InputCheck | None:
+        try:
+            return await _check_input(client, handle, payload, settings, tenant, run_id)
+        except TemporalUnavailable:
+            return None  # a busy worker: the signal is sent; ask again, or answer 202
+
     check = await _once_settled(
-        lambda: _check_input(client, handle, payload, settings, tenant, run_id),
-        lambda check: check.taken or check.problem_type is not None,
+        read,
+        lambda check: check is not None and (check.taken or check.problem_type is not None),
         settings,
     )
     if check is not None and not check.taken:
