@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.limits import text_problem
     from workflows.patches import (
         CHECK_QUERY,
+        LOCAL_TOOL_LISTING,
         RECORD_TOOL_CATALOG,
         REFUSE_EMPTY_ANSWER,
         SKIP_CALCULATION_REFLECTION,
@@ -231,6 +232,7 @@ class AgentWorkflow(RunControl):
                 ContextActivities.list_tools,
                 ListToolsInput(),
                 options=timeouts.TOOL_LISTING,
+                local=self._patched(LOCAL_TOOL_LISTING),
             )
             state.tools = self._agent_tools(listed)
             for server, reason in state.tools.unavailable.items():
@@ -547,6 +549,7 @@ class AgentWorkflow(RunControl):
         method: Callable[[Any, Any], Awaitable[OutT]],
         arg: BaseModel,
         options: workflow.ActivityConfig = timeouts.LLM_STAGE,
+        local: bool = False,
     ) -> OutT:
         await self._hold_if_paused()
         now = workflow.now()
@@ -558,7 +561,9 @@ class AgentWorkflow(RunControl):
             out = await execute_method(
                 method,
                 arg,
-                execution=self._inp.agent.execution if self._inp.agent else "remote",
+                execution="local"
+                if local or (self._inp.agent and self._inp.agent.execution == "local")
+                else "remote",
                 config=options | {"summary": name},
             )
         except ActivityError as exc:

@@ -14,7 +14,7 @@ from activities.tools.catalog import ListToolsInput, ToolCatalog, ToolSpec
 from workflows import timeouts
 from workflows.execution import execute
 from workflows.node_kinds import NodeFailed
-from workflows.patches import GRAPH_TOOL_APPROVALS
+from workflows.patches import GRAPH_TOOL_APPROVALS, LOCAL_TOOL_LISTING
 from workflows.run_control import InputProblem, RunControl, failure_message
 from workflows.state import (
     TERMINAL_STATUSES,
@@ -134,7 +134,9 @@ class NodeWaits(RunControl):
             catalog = await execute(
                 "list_tools",
                 ListToolsInput(),
-                execution=self.inp.spec.execution or "remote",
+                execution="local"
+                if self._patched(LOCAL_TOOL_LISTING)
+                else self.inp.spec.execution or "remote",
                 config=config,
                 result_type=ToolCatalog,
             )

@@ -6,11 +6,11 @@ A patch marks a change to the commands a run issues: runs recorded before it rep
 per run, paid by every run although only old runs need the check.
 
 So a run's input carries a `baseline`: the starter (the gateway, a graph starting an agent
-node's child) says which code started it. A run with `baseline >= 1` takes every patch of
-`BASELINE_1` as applied, with no marker; the choice comes from the run's input, so its replay
+node's child) says which code started it. A run at baseline N takes every patch of
+`BASELINES[N]` as applied, with no marker; the choice comes from the run's input, so its replay
 makes it again. Runs from before (`baseline` 0) call `workflow.patched()` as they always did.
 A patch added later is checked with `workflow.patched()` by every run until a new baseline
-(`BASELINE_2`, with the gateway starting runs at 2) takes it in.
+(the next `BASELINE_<n>`, with the gateway starting runs at n) takes it in.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ CONTINUE_AS_NEW = "graph-continue-as-new"
 YIELD_BETWEEN_INLINE_NODES = "yield-between-inline-nodes"
 GRAPH_TOOL_APPROVALS = "graph-tool-approvals"  # tool nodes honour the tools' approval policies
 
+# Both: the run lists its tools with a local activity (no task-queue round trip; a listing cut
+# short by a crash is simply listed again).
+LOCAL_TOOL_LISTING = "local-tool-listing"
+
 BASELINE_1 = frozenset(
     {
         SKIP_CALCULATION_REFLECTION,
@@ -50,12 +54,14 @@ BASELINE_1 = frozenset(
         GRAPH_TOOL_APPROVALS,
     }
 )
+BASELINE_2 = BASELINE_1 | {LOCAL_TOOL_LISTING}
+BASELINES: dict[int, frozenset[str]] = {0: frozenset(), 1: BASELINE_1, 2: BASELINE_2}
 # The baseline the gateway starts runs with.
-CURRENT_BASELINE = 1
+CURRENT_BASELINE = 2
 
 
 def patched(patch_id: str, baseline: int) -> bool:
     """`workflow.patched(patch_id)`, answered from the run's baseline when it implies it."""
-    if baseline >= 1 and patch_id in BASELINE_1:
+    if patch_id in BASELINES.get(baseline, frozenset()):
         return True
     return workflow.patched(patch_id)

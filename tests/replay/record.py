@@ -33,7 +33,6 @@ from workflows.agent import AgentWorkflow
 from workflows.agent_spec import AgentDefinition, validate_agent
 from workflows.graph import GraphWorkflow
 from workflows.graph_spec import validate
-from workflows.patches import CURRENT_BASELINE
 from workflows.state import (
     AgentInput,
     AgentState,
@@ -229,7 +228,9 @@ async def support_definition(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     return h
 
 
-async def _as_the_gateway(c: Client, tq: str, inp: AgentInput) -> WorkflowHandle[Any, Any]:
+async def _as_the_gateway(
+    c: Client, tq: str, inp: AgentInput, baseline: int = 1
+) -> WorkflowHandle[Any, Any]:
     # Search attributes set at start, as the gateway sets them: the run upserts only changes.
     attributes = TypedSearchAttributes(
         [
@@ -240,7 +241,7 @@ async def _as_the_gateway(c: Client, tq: str, inp: AgentInput) -> WorkflowHandle
     )
     return await c.start_workflow(
         AgentWorkflow.run,
-        inp.model_copy(update={"baseline": CURRENT_BASELINE}),
+        inp.model_copy(update={"baseline": baseline}),
         id=f"replay-{uuid.uuid4().hex}",
         task_queue=tq,
         search_attributes=attributes,
@@ -255,6 +256,11 @@ async def fast_calculator(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
     # Fast mode: every stage and tool call a local activity.
     agent = AgentDefinition(name="fast", execution="local")
     return await _as_the_gateway(c, tq, AgentInput(query="What is 14 * 15?", agent=agent))
+
+
+async def baseline2_calculator(c: Client, tq: str) -> WorkflowHandle[Any, Any]:
+    # Baseline 2: the tools listed by a local activity.
+    return await _as_the_gateway(c, tq, AgentInput(query="What is 16 * 17?"), baseline=2)
 
 
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]] = {
@@ -280,6 +286,7 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]
         support_definition,
         lean_calculator,
         fast_calculator,
+        baseline2_calculator,
     )
 }
 
@@ -544,7 +551,11 @@ GRAPH_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any,
     # Recorded with `graph-tool-approvals`.
     "tool_denied": tool_denied,
     # Search attributes set at start; fast mode (local activities) for the graph, one node not.
-    "fast_tools": lambda c, tq: _start_graph(c, tq, FAST_TOOLS, baseline=CURRENT_BASELINE),
+    "fast_tools": lambda c, tq: _start_graph(c, tq, FAST_TOOLS, baseline=1),
+    # Baseline 2: the tools listed by a local activity, the nodes remote.
+    "baseline2_tools": lambda c, tq: _start_graph(
+        c, tq, {**FAST_TOOLS, "name": "baseline2_tools", "execution": "remote"}, baseline=2
+    ),
 }
 
 

@@ -60,6 +60,9 @@ def test_every_path_has_a_recorded_history() -> None:
         "agent_lean_calculator",
         "agent_fast_calculator",
         "graph_fast_tools",
+        # baseline 2: tools listed by a local activity
+        "agent_baseline2_calculator",
+        "graph_baseline2_tools",
     } <= names
 
 

@@ -28,5 +28,7 @@ def test_the_current_baseline_implies_every_declared_patch() -> None:
         for name, value in vars(patches).items()
         if name.isupper() and isinstance(value, str) and name != "CURRENT_BASELINE"
     }
-    assert patches.CURRENT_BASELINE == 1
-    assert declared == set(patches.BASELINE_1)
+    assert patches.CURRENT_BASELINE == max(patches.BASELINES)
+    assert declared == set(patches.BASELINES[patches.CURRENT_BASELINE])
+    for n in range(1, patches.CURRENT_BASELINE + 1):  # each baseline keeps the one before
+        assert patches.BASELINES[n - 1] <= patches.BASELINES[n]
