@@ -20,6 +20,7 @@ from shared import RUN_AGENT, RUN_KIND, RUN_STAGE, RUN_STATUS
 from temporal_client import connect, ensure_search_attributes
 from workflows.agent_spec import DEFAULT_AGENT
 from workflows.graph_spec import GraphSpec, validate
+from workflows.patches import CURRENT_BASELINE
 from workflows.state import AgentInput, GraphInput, RunStatus, Stage
 
 QUERY = "What is 17 * 23?"
@@ -92,6 +93,7 @@ def graph_input(spec: GraphSpec, settings: Settings, data: dict[str, Any] | None
         spec=spec,
         input=data or {},
         limits=settings.limits(),
+        baseline=CURRENT_BASELINE,  # as the gateway starts runs
         **settings.run_settings().model_dump(),
     )
 
