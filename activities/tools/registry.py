@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -58,16 +59,20 @@ class Tool:
     # The JSON Schema of the arguments when there is no args_model.
     schema: dict[str, Any] | None = None
 
-    def spec(self) -> ToolSpec:
+    @cached_property
+    def parameters(self) -> dict[str, Any]:
+        """The arguments' JSON Schema. Generated once: every run lists the tools, and pydantic
+        generating each schema again was a tenth of a busy worker's CPU."""
         if self.args_model is not None:
-            parameters = self.args_model.model_json_schema()
-        else:
-            parameters = self.schema or {"type": "object"}
+            return self.args_model.model_json_schema()
+        return self.schema or {"type": "object"}
+
+    def spec(self) -> ToolSpec:
         return ToolSpec(
             name=self.name,
             source=self.source,
             description=self.description,
-            parameters=parameters,
+            parameters=self.parameters,
             approval=self.approval,
         )
 
