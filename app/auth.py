@@ -25,7 +25,7 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def current_tenant(request: Request) -> str | None:
+async def current_tenant(request: Request) -> str | None:  # async: no thread hand-off
     keys: dict[str, str] = request.app.state.api_keys
     if not keys:
         return None
