@@ -33,8 +33,9 @@ WORKFLOWS: list[type] = [AgentWorkflow, GraphWorkflow]
 # for us that was a third of the worker's CPU under load, and it also threw away the compiled
 # CEL programs and schemas cached by `lru_cache`. They are safe to share because they are
 # deterministic and keep no per-run state at module level: no I/O, no clock, no randomness,
-# caches keyed by the expression text only. The replay tests (tests/replay) guard them, and the
-# sandbox still checks what a workflow calls at run time through the modules it restricts.
+# caches keyed by the expression text only. The sandbox does not watch calls made from passed-
+# through modules: the replay tests (tests/replay) replay every history in the SDK's strict
+# sandbox as well, which does, on every recorded path.
 PASSTHROUGH_MODULES = ("workflows", "activities", "shared", "codec", "cel", "jsonschema_rs")
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)

@@ -184,6 +184,12 @@ def translate_rpc_error(exc: BaseException, run_id: str | None = None) -> ApiErr
             "retry shortly",
             reason,
         )
+    if exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message:
+        # No worker polled the run's task queue lately (restarting, or too busy to poll): the
+        # worker's state, not the run's.
+        return TemporalUnavailable(
+            "no worker has taken the run's tasks lately; retry shortly", reason
+        )
     if exc.status is RPCStatusCode.FAILED_PRECONDITION:
         return InvalidState(f"the run cannot take this action now: {exc.message}", reason)
     if exc.status is RPCStatusCode.INVALID_ARGUMENT:

@@ -178,7 +178,12 @@ def _no_poller(exc: BaseException) -> bool:
 
 
 async def patient_query(
-    handle: WorkflowHandle[Any, Any], query: Any, arg: Any, result_type: type, settings: Settings
+    handle: WorkflowHandle[Any, Any],
+    query: Any,
+    arg: Any,
+    result_type: type,
+    settings: Settings,
+    timeout_s: float | None = None,
 ) -> Any:
     """A query that waits out a busy worker, up to the query timeout.
 
@@ -186,9 +191,10 @@ async def patient_query(
     has polled the run's task queue for a while: a worker that is restarting, or one so busy
     that it polls late. Both usually pass within seconds; a read should not fail for them, so
     the query is tried again with a back-off until `query_timeout_s` has passed (then the
-    caller answers 503 with Retry-After, as for any unavailable worker)."""
+    caller answers 503 with Retry-After, as for any unavailable worker). `timeout_s`: a shorter
+    budget, what is left of the caller's."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.query_timeout_s
+    deadline = loop.time() + (timeout_s if timeout_s is not None else settings.query_timeout_s)
     delay = 0.25
     while True:
         left = deadline - loop.time()
@@ -198,7 +204,7 @@ async def patient_query(
                 query,
                 *args,
                 result_type=result_type,
-                rpc_timeout=timedelta(seconds=max(left, 1.0)),
+                rpc_timeout=timedelta(seconds=max(left, 0.5)),
             )
         except RPCError as exc:
             if not _no_poller(exc) or left <= delay:

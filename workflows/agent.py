@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         RECORD_TOOL_CATALOG,
         REFUSE_EMPTY_ANSWER,
         SKIP_CALCULATION_REFLECTION,
+        check_baseline,
     )
     from workflows.run_control import (
         RunControl,
@@ -91,6 +92,7 @@ class AgentWorkflow(RunControl):
         # why (in `run`), instead of failing its workflow task on every attempt.
         inp, self._unrunnable = decode_input(raw, AgentInput)
         self._baseline = inp.baseline if inp is not None else 0
+        check_baseline(self._baseline)
         if inp is None:
             inp = AgentInput(query="")
         elif inp.state is not None and inp.state.status in TERMINAL_STATUSES:

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         CONTINUE_AS_NEW,
         ENFORCE_LIMITS,
         GRAPH_ENGINE_V2,
+        check_baseline,
     )
     from workflows.run_control import RunFailure, decode_input
     from workflows.scheduler import MaxStepsReached, Scheduler
@@ -50,6 +51,7 @@ class GraphWorkflow(NodeWaits):
         # The worker never trusts its input: what is wrong with it fails the run once, in `run`.
         inp, self._unrunnable = decode_input(raw, GraphInput)
         self._baseline = inp.baseline if inp is not None else 0
+        check_baseline(self._baseline)
         self.enforce = self._patched(ENFORCE_LIMITS)
         self.v2 = self._patched(GRAPH_ENGINE_V2)
         if inp is None:

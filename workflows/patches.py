@@ -60,6 +60,20 @@ BASELINES: dict[int, frozenset[str]] = {0: frozenset(), 1: BASELINE_1, 2: BASELI
 CURRENT_BASELINE = 2
 
 
+class NewerBaseline(RuntimeError):
+    """Not an ApplicationError: it fails the workflow task, not the run, so Temporal retries the
+    task until a worker that knows the baseline (deployed after the gateway, by mistake) takes
+    it. Failing the run instead would record a history no newer worker could replay."""
+
+
+def check_baseline(baseline: int) -> None:
+    if baseline > CURRENT_BASELINE:
+        raise NewerBaseline(
+            f"the run was started at baseline {baseline}, newer than this worker's "
+            f"({CURRENT_BASELINE}): upgrade the workers before the gateways"
+        )
+
+
 def patched(patch_id: str, baseline: int) -> bool:
     """`workflow.patched(patch_id)`, answered from the run's baseline when it implies it."""
     if patch_id in BASELINES.get(baseline, frozenset()):

@@ -18,7 +18,6 @@ from shared import ToolRecord, Usage
 from workflows.agent_spec import AgentDefinition
 from workflows.graph_spec import GraphSpec
 from workflows.limits import Limits
-from workflows.patches import CURRENT_BASELINE
 from workflows.scheduler import SchedulerState
 
 
@@ -296,7 +295,9 @@ class AgentInput(RunSettings):
     # RunStatus and RunStage at start (the run upserts only values that change, and its last
     # stage with its end status), and the patches of baseline 1 apply with no marker. 0: runs
     # from before, and runs started by hand, which replay and run as they always did.
-    baseline: int = Field(default=0, ge=0, le=CURRENT_BASELINE)
+    # No upper bound here: a worker that meets a baseline newer than its own fails the workflow
+    # task (`patches.check_baseline`), so Temporal retries it until an upgraded worker takes it.
+    baseline: int = Field(default=0, ge=0, le=1000)
     # The agent definition, pinned whole when the run starts (its limits are already folded
     # into the settings above). None: a run from before definitions (today's `default`).
     agent: AgentDefinition | None = None
@@ -393,7 +394,9 @@ class GraphInput(RunSettings):
     # RunStatus and RunStage at start (the run upserts only values that change, and its last
     # stage with its end status), and the patches of baseline 1 apply with no marker. 0: runs
     # from before, and runs started by hand, which replay and run as they always did.
-    baseline: int = Field(default=0, ge=0, le=CURRENT_BASELINE)
+    # No upper bound here: a worker that meets a baseline newer than its own fails the workflow
+    # task (`patches.check_baseline`), so Temporal retries it until an upgraded worker takes it.
+    baseline: int = Field(default=0, ge=0, le=1000)
     tenant: str | None = None
     # The bounds the run was started with; the worker enforces them (they cannot exceed the
     # ceilings: an input that says otherwise does not decode, and the run fails with why).

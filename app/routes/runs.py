@@ -572,10 +572,11 @@ async def _check_input(
     settings: Settings,
     tenant: str | None,
     run_id: str,
+    timeout_s: float | None = None,
 ) -> InputCheck:
     try:
         check: InputCheck = await patient_query(
-            handle, AgentWorkflow.check_input, payload, InputCheck, settings
+            handle, AgentWorkflow.check_input, payload, InputCheck, settings, timeout_s
         )
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
         raise TemporalUnavailable(
@@ -605,10 +606,12 @@ async def _until_taken(
     """The run's answer to the signalled input, once its workflow task has run: taken, or
     refused (another input came first: 409). Not within the query timeout (a busy worker): None,
     and the input, durable in the run's history, is applied when the run gets to it."""
+    deadline = time.monotonic() + settings.query_timeout_s
 
     async def read() -> InputCheck | None:
+        left = max(deadline - time.monotonic(), 0.5)  # one budget for every poll
         try:
-            return await _check_input(client, handle, payload, settings, tenant, run_id)
+            return await _check_input(client, handle, payload, settings, tenant, run_id, left)
         except TemporalUnavailable:
             return None  # a busy worker: the signal is sent; ask again, or answer 202
 

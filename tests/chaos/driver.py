@@ -300,7 +300,8 @@ class Driver:
         self.cluster = cluster
         self.plans = plans
         self.rng = rng
-        # Longer than the gateway's own query timeout, so that its 503 arrives before ours.
+        # Longer than the gateway's query timeout, so its own 503 usually arrives first; a
+        # request that outlives this is retried like any other, with its Idempotency-Key.
         self.http = httpx.AsyncClient(base_url=cluster.base_url, timeout=httpx.Timeout(30))
 
     async def _request(

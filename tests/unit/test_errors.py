@@ -47,3 +47,13 @@ def test_an_update_that_outlived_its_rpc_is_503_with_retry_after() -> None:
 def test_a_client_that_cannot_connect_is_503() -> None:
     error = translate_rpc_error(RuntimeError("not connected"))
     assert error.status_code == 503 and error.headers() is not None
+
+
+def test_no_worker_polling_lately_is_a_503_not_a_refusal_by_the_run() -> None:
+    # Temporal says FAILED_PRECONDITION, as for an action the run cannot take; but it is the
+    # worker that is missing (restarting, or too busy to poll): retry, do not give up.
+    message = "no poller seen for task queue recently, worker may be down"
+    error = translate_rpc_error(
+        RPCError(message, RPCStatusCode.FAILED_PRECONDITION, b""), run_id="run-1"
+    )
+    assert (error.status_code, error.code) == (503, "temporal_unavailable")
