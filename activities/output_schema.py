@@ -8,23 +8,9 @@ definition can neither reach the network nor make a check slow.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
-import jsonschema_rs
-
-
-def _no_retrieval(uri: str) -> Any:
-    raise ValueError(f"{uri}: a schema may not refer to other documents")
-
-
-@lru_cache(maxsize=64)
-def _validator(schema_json: str) -> Any:
-    return jsonschema_rs.validator_for(
-        json.loads(schema_json),
-        retriever=_no_retrieval,
-        pattern_options=jsonschema_rs.RegexOptions(),
-    )
+from workflows.graph_spec import schema_validator
 
 
 def answer_problems(schema: dict[str, Any], text: str) -> list[str]:
@@ -33,7 +19,7 @@ def answer_problems(schema: dict[str, Any], text: str) -> list[str]:
         value = json.loads(text)
     except ValueError as exc:
         return [f"the answer is not JSON: {exc}"]
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = schema_validator(json.dumps(schema, sort_keys=True))
     problems = []
     for error in validator.iter_errors(value):
         where = "/".join(str(p) for p in error.instance_path) or "(the answer)"

@@ -403,7 +403,7 @@ def _no_retrieval(uri: str) -> Any:
 
 
 @lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Any:
+def schema_validator(schema_json: str) -> Any:
     # The `regex` engine (linear time: no pattern can make a check slow), and no retrieval of
     # remote references: validating never touches the network.
     return jsonschema_rs.validator_for(
@@ -417,7 +417,7 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
     """Why a graph's `input_schema` is not a usable JSON Schema, or None."""
     try:
         jsonschema_rs.meta.validate(schema)
-        _validator(json.dumps(schema, sort_keys=True))
+        schema_validator(json.dumps(schema, sort_keys=True))
     except (jsonschema_rs.ValidationError, ValueError) as exc:
         return "not a valid JSON Schema: " + str(exc).split("\n")[0][:300]
     return None
@@ -429,7 +429,7 @@ def input_problems(
     """(path, message) of each way `value` does not match the graph's input schema."""
     if schema is None:
         return []
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = schema_validator(json.dumps(schema, sort_keys=True))
     return [
         (path + _path(tuple(error.instance_path), True), error.message)
         for error in validator.iter_errors(value)
