@@ -16,6 +16,16 @@ from pathlib import Path
 # SQLite in WAL mode with relaxed fsync: measured 2.6x more throughput on the dev server, and the
 # database still survives a SIGKILL of the server (FIELD-NOTES.md).
 SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+# One partition per task queue (the dev server makes four). Partitions spread a queue over a
+# cluster's matching hosts; on one host they only split a worker's few pollers, so the root
+# partition could see no poll for 20 s while the worker long-polled another, and Temporal then
+# refused queries with "no poller seen for task queue recently" (seen under load in the suite).
+SINGLE_PARTITION = (
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
+)
 
 
 def temporal_binary() -> str:
@@ -51,6 +61,7 @@ def dev_server_command(
         "--log-level",
         log_level,
         *SQLITE_PRAGMAS,
+        *SINGLE_PARTITION,
     ]
     if ui_port is None:
         cmd.append("--headless")
