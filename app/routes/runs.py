@@ -369,7 +369,10 @@ async def list_runs(
     ] = None,
 ) -> RunList:
     types = ", ".join(f'"{t}"' for t in RUN_WORKFLOW_TYPES)
-    clauses = [f"WorkflowType IN ({types})"]
+    # This deployment's runs: its task queue. Another deployment sharing the namespace (or a
+    # test's worker long gone) has runs no worker of ours would answer for.
+    queue = settings.task_queue.replace("\\", "\\\\").replace('"', '\\"')
+    clauses = [f"WorkflowType IN ({types})", f'TaskQueue = "{queue}"']
     # Values come from enums and a strict pattern, so they are safe to quote into the query.
     if status_ is not None:
         clauses.append(_status_clause(status_))

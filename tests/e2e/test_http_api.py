@@ -167,3 +167,37 @@ async def test_operators_drive_a_run_with_the_temporal_cli(
 
     listed = _cli(stack, "list", "--query", f'WorkflowId="{run_id}" AND RunStatus="completed"')
     assert run_id in listed.stdout
+
+
+async def test_the_list_holds_this_deployments_runs_only(stack: Stack) -> None:
+    # A run of ours on another task queue (another deployment sharing the namespace, or one
+    # whose workers are gone): no worker of this deployment would answer for it.
+    import uuid
+
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from config import Settings
+    from shared import RUN_KIND, RUN_STATUS
+    from temporal_client import connect
+    from workflows.state import AgentInput
+
+    client = await connect(Settings(temporal_address=stack.temporal_address))
+    elsewhere = await client.start_workflow(
+        "AgentWorkflow",
+        AgentInput(query="hello"),
+        id=f"run-{uuid.uuid4().hex}",
+        task_queue=f"elsewhere-{uuid.uuid4().hex}",
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(RUN_STATUS, "pending"), SearchAttributePair(RUN_KIND, "agent")]
+        ),
+    )
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        mine = (await http.post("/api/v1/runs", json={"query": "hi"})).json()["run_id"]
+
+        async def listed() -> set[str]:
+            page = (await http.get("/api/v1/runs?page_size=100")).json()
+            return {r["run_id"] for r in page["runs"]}
+
+        ids = await eventually(listed, lambda ids: mine in ids, what="our run listed")
+    assert elsewhere.id not in ids
+    await elsewhere.terminate("test over")
